@@ -1,0 +1,58 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings every Swift target shares: strict about existentials and imports, warnings kept at zero.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Tern",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tern", targets: ["tern"]),
+        .library(name: "TernPostgres", targets: ["TernPostgres"]),
+        .library(name: "TernCrypto", targets: ["TernCrypto"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries: C headers are wrapped by a shim and imported `internal`, so no C type leaks into public API.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // CRC32C with the SSE4.2 instruction where the CPU has it; OpenSSL has no CRC32C.
+        .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+
+        .target(
+            name: "TernPostgres",
+            dependencies: ["CLibPQ"],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "TernCrypto", dependencies: ["COpenSSL", "CCRC32C"], swiftSettings: strictSettings),
+        .target(name: "TernModel", swiftSettings: strictSettings),
+        .executableTarget(
+            name: "tern",
+            dependencies: [
+                "TernPostgres", "TernCrypto", "TernModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "TernBench",
+            dependencies: [
+                "TernPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres"], swiftSettings: strictSettings),
+        .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
+        .testTarget(name: "TernCLITests", dependencies: ["tern", "TernPostgres", "TernModel"], swiftSettings: strictSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

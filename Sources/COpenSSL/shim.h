@@ -1,0 +1,7 @@
+#ifndef TERN_COPENSSL_SHIM_H
+#define TERN_COPENSSL_SHIM_H
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/err.h>
+#include <openssl/crypto.h>
+#endif

@@ -1,0 +1,35 @@
+import Glibc
+
+/// Runs a program to completion with posix_spawn and waitpid.
+///
+/// Foundation's `Process.waitUntilExit` waits on a run loop that async code on Linux may never turn,
+/// which hung `pg_ctl start`; a direct `waitpid` cannot.
+enum ChildProcess {
+    /// Runs `path` with `arguments`, stdin from /dev/null and stdout+stderr appended to `outputPath`.
+    /// - Returns: the exit status (128 + signal number when killed by a signal).
+    static func run(_ path: String, _ arguments: [String], outputPath: String) throws(PostgresError) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawned == 0 else {
+            throw PostgresError(code: .embeddedCluster, message: "cannot run \(path): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR {
+                throw PostgresError(code: .embeddedCluster, message: "lost track of \(path) (pid \(pid)): \(String(cString: strerror(errno)))")
+            }
+        }
+        // WIFEXITED / WEXITSTATUS are macros Swift cannot import.
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
