@@ -50,9 +50,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres"], swiftSettings: strictSettings),
+        // Starts the throwaway PostgreSQL cluster every database test uses, and stops it by PID at exit.
+        .target(name: "TernTestSupport", dependencies: ["TernPostgres"], path: "Tests/TernTestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
-        .testTarget(name: "TernCLITests", dependencies: ["tern", "TernPostgres", "TernModel"], swiftSettings: strictSettings),
+        .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,9 +5,10 @@ extension PostgresConnection {
     /// Sends every statement before reading any result (libpq pipeline mode), so a batch costs about
     /// one network round trip instead of one per statement.
     ///
-    /// The statements run in order. If one fails, the ones after it are skipped by the server and the
-    /// error is thrown, naming the statement's position; earlier statements are not rolled back unless
-    /// the batch runs inside a transaction.
+    /// The statements run in order. Outside an explicit transaction PostgreSQL runs the whole batch
+    /// as one implicit transaction, so it is atomic: if one statement fails, the ones after it are
+    /// skipped, the ones before it are rolled back, and the error is thrown naming the statement's
+    /// position. Inside `withTransaction` the failure aborts that transaction as any error would.
     /// - Parameter prepared: use (and create where missing) server-side prepared statements.
     /// - Returns: one result per statement, in order.
     public func pipeline(_ queries: [PostgresQuery], prepared: Bool = false) async throws -> [PostgresResult] {

@@ -12,6 +12,7 @@ extension PostgresPool {
     ///   - level: the isolation level.
     ///   - retries: how many times to run `body` again after a serialization failure (40001) or a
     ///     deadlock (40P01). `body` must then be safe to repeat: it should only touch the database.
+    @discardableResult
     public func withTransaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         level: PostgresIsolation = .readCommitted,
@@ -33,6 +34,7 @@ extension PostgresPool {
 
 extension PostgresConnection {
     /// Runs `body` in a transaction on this connection: committed when it returns, rolled back when it throws.
+    @discardableResult
     public func withTransaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         level: PostgresIsolation = .readCommitted,

@@ -40,8 +40,9 @@ extension Int16: PostgresEncodable, PostgresDecodable, PostgresArrayElement {
 
 /// Parses an integer column into `T`, refusing non-integer columns and values that do not fit.
 private func decodeInteger<T: FixedWidthInteger>(_ cell: PostgresCell, _ text: String) throws(PostgresError) -> T {
-    guard cell.type.isInteger || cell.type.isText else {
-        throw cell.mismatch(T.self, "expected an integer column (int2, int4, int8)")
+    // numeric is allowed too (sum(int8) is numeric); a fractional value fails below.
+    guard cell.type.isInteger || cell.type == .numeric || cell.type.isText else {
+        throw cell.mismatch(T.self, "expected an integer column (int2, int4, int8, numeric)")
     }
     guard let value = T(text) else {
         throw cell.mismatch(T.self, "\"\(text.prefix(40))\" is not an integer that fits in \(T.self)")
