@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
 import TernPostgres
+import TernTestSupport
 import Testing
 
 @Suite struct EmbeddedPostgresTests {
     @Test func startReuseStopRestart() async throws {
-        let root = "/tmp/tern-embedded-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let root = TestDatabase.scratchDirectory("embedded")
         defer {
             try? EmbeddedPostgres(root: root).stop()
             try? FileManager.default.removeItem(atPath: root)

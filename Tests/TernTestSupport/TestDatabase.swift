@@ -31,27 +31,30 @@ public enum TestDatabase {
         try await cluster.adminConnectionString()
     }
 
+    /// A fresh directory for a test's own cluster or state, named so a crashed run's leftovers are
+    /// found and stopped by the next run.
+    public static func scratchDirectory(_ label: String) -> String {
+        "/tmp/tern-test-\(getpid())-\(label)-\(counter.next())"
+    }
+
     static let cluster = SharedCluster()
     static let counter = Counter()
 }
 
 /// Starts the cluster once, whoever asks first.
 actor SharedCluster {
-    private var started: Result<String, any Error>?
+    // A task, not a stored result: the actor is re-entered while the first caller awaits the start,
+    // and every caller must wait on that same start.
+    private var starting: Task<String, any Error>?
 
     func adminConnectionString() async throws -> String {
-        if let started { return try started.get() }
-        let result: Result<String, any Error>
-        do {
-            result = .success(try await start())
-        } catch {
-            result = .failure(error)
-        }
-        started = result
-        return try result.get()
+        if let starting { return try await starting.value }
+        let task = Task { try await Self.start() }
+        starting = task
+        return try await task.value
     }
 
-    private func start() async throws -> String {
+    private static func start() async throws -> String {
         if let external = ProcessInfo.processInfo.environment["TERN_TEST_DATABASE_URL"], !external.isEmpty {
             if external.hasPrefix("postgres://") || external.hasPrefix("postgresql://") {
                 throw PostgresError(code: .invalidConnectionString, message: "TERN_TEST_DATABASE_URL must be in key=value form (host=... port=... user=...), so the tests can add dbname=")
@@ -81,11 +84,12 @@ enum TestClusterCleanup {
         }
     }
 
-    /// A `/tmp/tern-test-<pid>` whose test process is gone holds an orphaned cluster: stop it.
+    /// A `/tmp/tern-test-<pid>[-anything]` whose test process is gone holds an orphaned cluster: stop it.
     static func stopLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
         for name in names where name.hasPrefix("tern-test-") {
-            guard let pid = Int32(name.dropFirst("tern-test-".count)), pid != getpid() else { continue }
+            let pidText = name.dropFirst("tern-test-".count).prefix { $0 != "-" }
+            guard let pid = Int32(pidText), pid != getpid() else { continue }
             if kill(pid, 0) == 0 { continue }
             let root = "/tmp/" + name
             try? EmbeddedPostgres(root: root).stop()
