@@ -4,16 +4,25 @@ import Glibc
 ///
 /// Foundation's `Process.waitUntilExit` waits on a run loop that async code on Linux may never turn,
 /// which hung `pg_ctl start`; a direct `waitpid` cannot.
-enum ChildProcess {
-    /// Runs `path` with `arguments`, stdin from /dev/null and stdout+stderr appended to `outputPath`.
+/// It blocks until the program exits; call it from a thread of its own where waiting matters.
+public enum ChildProcess {
+    /// Runs `path` with `arguments`, stdin from /dev/null, stdout written to `outputPath` and stderr
+    /// to `errorPath` (or to the same file when nil).
+    /// - Parameter environment: `NAME=value` entries; nil passes this process's environment.
     /// - Returns: the exit status (128 + signal number when killed by a signal).
-    static func run(_ path: String, _ arguments: [String], outputPath: String) throws(PostgresError) -> Int32 {
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String]? = nil, outputPath: String, errorPath: String? = nil
+    ) throws(PostgresError) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errorPath {
+            posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
 
         // A thread of Swift's pool blocks most signals; a child would inherit that mask, and a
         // program that relies on a signal (a timer, a shutdown request) would never get it.
@@ -30,8 +39,11 @@ enum ChildProcess {
 
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        let envp = environment.map { $0.map { strdup($0) } + [nil] }
+        defer { envp?.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let spawned = envp.map { posix_spawn(&pid, path, &actions, &attributes, argv, $0) }
+            ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard spawned == 0 else {
             throw PostgresError(code: .embeddedCluster, message: "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
