@@ -62,6 +62,9 @@ public final class PostgresPool: Sendable {
         try await withConnection { try await $0.query(query, prepared: prepared) }
     }
 
+    /// How many borrowers are waiting in line for a connection right now.
+    public var waitingBorrowers: Int { state.withLock { $0.waiters.count } }
+
     /// Closes the idle connections and refuses new borrowers; borrowed ones close when handed back.
     public func close() async {
         let (idle, waiters) = state.withLock { state in
@@ -117,19 +120,20 @@ public final class PostgresPool: Sendable {
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let enqueued = state.withLock { state in
-                    if Task.isCancelled || state.closed { return false }
+                let outcome = state.withLock { state -> (any Error)? in
+                    if Task.isCancelled { return CancellationError() }
+                    if state.closed {
+                        return PostgresError(code: .poolClosed, message: "stopped waiting for a connection to \(summary): the pool was closed")
+                    }
                     // A connection may have come back between the first look and now.
                     if let connection = state.idle.popLast() {
                         continuation.resume(returning: .connection(connection))
-                        return true
+                        return nil
                     }
                     state.waiters.append((id, continuation))
-                    return true
+                    return nil
                 }
-                if !enqueued {
-                    continuation.resume(throwing: PostgresError(code: .poolClosed, message: "stopped waiting for a connection to \(summary): the task was cancelled or the pool closed"))
-                }
+                if let outcome { continuation.resume(throwing: outcome) }
             }
         } onCancel: {
             let waiter = state.withLock { state -> CheckedContinuation<Lease, any Error>? in
