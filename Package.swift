@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries: C headers are wrapped by a shim and imported `internal`, so no C type leaks into public API.
@@ -32,11 +33,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "TernCrypto", dependencies: ["COpenSSL", "CCRC32C"], swiftSettings: strictSettings),
-        .target(name: "TernModel", swiftSettings: strictSettings),
+        .target(name: "TernModel", dependencies: ["TernCrypto", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings),
+        // Repositories over PostgreSQL: targets, jobs, attempts and their events.
+        .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres"], swiftSettings: strictSettings),
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernPostgres", "TernCrypto", "TernModel",
+                "TernPostgres", "TernCrypto", "TernModel", "TernControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -44,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "TernBench",
             dependencies: [
-                "TernPostgres",
+                "TernPostgres", "TernModel", "TernControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -54,6 +57,8 @@ let package = Package(
         .target(name: "TernTestSupport", dependencies: ["TernPostgres"], path: "Tests/TernTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
+        .testTarget(name: "TernModelTests", dependencies: ["TernModel"], swiftSettings: strictSettings),
+        .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

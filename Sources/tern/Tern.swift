@@ -11,7 +11,10 @@ struct Tern: AsyncParsableCommand {
             cluster under $TERN_HOME (default ./.tern), started on first use.
             """,
         version: TernVersion.current,
-        subcommands: [DatabaseCommand.self, DemoCommand.self]
+        subcommands: [
+            SubmitCommand.self, JobsCommand.self, ShowCommand.self, EventsCommand.self, CancelCommand.self,
+            TargetsCommand.self, DatabaseCommand.self, DemoCommand.self,
+        ]
     )
 }
 
@@ -37,6 +40,10 @@ enum TernMain {
     }
 
     static func exit(with error: any Error) -> Never {
+        if let problems = error as? SpecProblems {
+            FileHandle.standardError.write(Data("\(problems)\n".utf8))
+            Foundation.exit(2)
+        }
         if let failure = error as? CommandFailure {
             FileHandle.standardError.write(Data("tern: error: \(failure.message)\n".utf8))
             Foundation.exit(failure.exitCode)

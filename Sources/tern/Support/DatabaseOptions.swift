@@ -41,6 +41,22 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
+extension DatabaseOptions {
+    /// Runs `body` with a migrated pool and closes the pool afterwards, whether `body` throws or not.
+    func withPool<Result>(migrations: MigrationsOptions, maxConnections: Int = 2,
+                          _ body: (PostgresPool) async throws -> Result) async throws -> Result {
+        let pool = try await migratedPool(migrations: migrations, maxConnections: maxConnections)
+        do {
+            let result = try await body(pool)
+            await pool.close()
+            return result
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+}
+
 /// Where the migration files are.
 struct MigrationsOptions: ParsableArguments {
     @Option(name: .customLong("migrations"), help: ArgumentHelp(

@@ -1,11 +1,14 @@
 import Foundation
 
 /// Prints a value as JSON on stdout: sorted keys and ISO 8601 dates, so scripts get a stable shape.
-func printJSON<Value: Encodable>(_ value: Value) throws {
+///
+/// `convertKeys` turns Swift property names into snake_case; pass `false` for values whose keys
+/// are data (environment names, labels) or already spelled out by CodingKeys.
+func printJSON<Value: Encodable>(_ value: Value, convertKeys: Bool = true) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
-    encoder.keyEncodingStrategy = .convertToSnakeCase
+    if convertKeys { encoder.keyEncodingStrategy = .convertToSnakeCase }
     FileHandle.standardOutput.write(try encoder.encode(value))
     FileHandle.standardOutput.write(Data("\n".utf8))
 }

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import TernControl
+import TernModel
+import TernPostgres
+
+/// `tern jobs`
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "List jobs, newest first.",
+        discussion: "JOB ids in the table are shortened; any unique prefix of an id or a name works wherever a command takes JOB.")
+
+    @Option(help: ArgumentHelp("Only jobs in this state: \(JobState.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "state"))
+    var state: String?
+    @Option(name: .customLong("label"), help: ArgumentHelp("Only jobs with this label (repeat to require several).", valueName: "key=value"))
+    var labels: [String] = []
+    @Option(help: "The most jobs to show.") var limit = 50
+    @Flag(help: "Print the jobs as JSON.") var json = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    func validate() throws {
+        if let state, JobState(rawValue: state) == nil {
+            throw ValidationError("unknown state \"\(state)\"; expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for label in labels where label.split(separator: "=", maxSplits: 1).count != 2 {
+            throw ValidationError("--label expects key=value, found \"\(label)\"")
+        }
+        if limit < 1 || limit > 10_000 { throw ValidationError("--limit must be from 1 to 10000") }
+    }
+
+    func run() async throws {
+        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+    }
+
+    private func execute(pool: PostgresPool) async throws {
+        let filter = Dictionary(labels.map { label in
+            let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+            return (parts[0], parts[1])
+        }, uniquingKeysWith: { _, last in last })
+        let repository = JobRepository(pool: pool)
+        let jobs = try await repository.list(state: state.flatMap(JobState.init(rawValue:)), labels: filter, limit: limit)
+        if json {
+            try printJSON(jobs.map(JobSummaryJSON.init), convertKeys: false)
+            return
+        }
+        if jobs.isEmpty {
+            print("no jobs\(state.map { " in state \($0)" } ?? "")")
+            return
+        }
+        let now = try await repository.databaseNow()
+        let rows = jobs.map { job in
+            [shortID(job.id), job.name, job.state.rawValue + (job.failureReason.map { " (\($0))" } ?? ""), job.target ?? "-",
+             String(job.priority), relativeTime(job.createdAt, now: now), labelText(job.labels)]
+        }
+        print(formatTable([["ID", "NAME", "STATE", "TARGET", "PRIORITY", "SUBMITTED", "LABELS"]] + rows))
+    }
+}
+
+/// `tern show JOB`
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one job: its state, spec, and recent events.",
+        discussion: "JOB is a job id, a unique prefix of one, or a unique prefix of a job name.")
+
+    @Argument(help: ArgumentHelp("The job.", valueName: "job")) var job: String
+    @Flag(help: "Print the job as JSON (with its normalised spec and events).") var json = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    func run() async throws {
+        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+    }
+
+    private func execute(pool: PostgresPool) async throws {
+        let repository = JobRepository(pool: pool)
+        let record = try await resolveJob(job, repository: repository)
+        let events = try await repository.events(jobID: record.id)
+        let spec = try? CanonicalJSON.decode(JobSpec.self, from: record.specJSON)
+        if json {
+            let specValue = (try? CanonicalJSON.decode(JSONValue.self, from: record.specJSON)) ?? .null
+            try printJSON(ShowJSON(job: JobSummaryJSON(record), spec: specValue, events: events.map(JobEventJSON.init)), convertKeys: false)
+            return
+        }
+        let now = try await repository.databaseNow()
+        var lines: [[String]] = [
+            ["id:", record.id.uuidString.lowercased()],
+            ["name:", record.name],
+            ["state:", record.state.rawValue + (record.failureReason.map { " (\($0))" } ?? "")],
+            ["target:", record.target ?? "-"],
+            ["priority:", String(record.priority)],
+            ["labels:", labelText(record.labels)],
+            ["submitted:", "\(relativeTime(record.createdAt, now: now)) (\(record.createdAt.formatted(.iso8601)))"],
+            ["updated:", relativeTime(record.updatedAt, now: now)],
+            ["restarts:", String(record.restarts)],
+            ["spec hash:", record.specHash],
+        ]
+        if let finished = record.finishedAt { lines.append(["finished:", relativeTime(finished, now: now)]) }
+        if let spec {
+            lines.append(["nodes:", String(spec.nodes)])
+            lines.append(["accelerators:", spec.resources.accelerators.map { "\($0.mode) of \($0.requests.map(\.description).joined(separator: ", "))" } ?? "none"])
+            lines.append(["placement:", spec.placement.targets.isEmpty ? "any registered target" : "\(spec.placement.strategy.rawValue): \(spec.placement.targets.joined(separator: ", "))"])
+            lines.append(["checkpoints:", "\(spec.checkpoint.dir) (\(spec.checkpoint.format.rawValue)), keep \(spec.checkpoint.keep)" + (spec.checkpoint.replicateTo.isEmpty ? "" : ", replicated to \(spec.checkpoint.replicateTo.joined(separator: ", "))")])
+            lines.append(["run:", spec.run.split(separator: "\n").first.map(String.init) ?? ""])
+        }
+        print(formatTable(lines))
+        print("\nevents (newest last; all with `tern events \(shortID(record.id))`):")
+        print(EventsCommand.table(Array(events.suffix(10)), now: now))
+    }
+}
+
+struct ShowJSON: Encodable {
+    var job: JobSummaryJSON
+    var spec: JSONValue
+    var events: [JobEventJSON]
+}
+
+/// `tern events JOB`
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Show every state change of a job, oldest first, with its reason.",
+        discussion: "JOB is a job id, a unique prefix of one, or a unique prefix of a job name.")
+
+    @Argument(help: ArgumentHelp("The job.", valueName: "job")) var job: String
+    @Flag(help: "Print the events as JSON.") var json = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    func run() async throws {
+        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+    }
+
+    private func execute(pool: PostgresPool) async throws {
+        let repository = JobRepository(pool: pool)
+        let record = try await resolveJob(job, repository: repository)
+        let events = try await repository.events(jobID: record.id)
+        if json {
+            try printJSON(events.map(JobEventJSON.init), convertKeys: false)
+            return
+        }
+        print(Self.table(events, now: try await repository.databaseNow()))
+    }
+
+    static func table(_ events: [JobEventRecord], now: Date) -> String {
+        if events.isEmpty { return "no events" }
+        let rows = events.map { event in
+            let change = event.fromState.map { "\($0) → \(event.toState ?? "?")" } ?? (event.toState ?? "-")
+            return [event.at.formatted(.iso8601), relativeTime(event.at, now: now), event.kind, change, event.reason ?? "-", event.message ?? ""]
+        }
+        return formatTable([["AT", "AGO", "EVENT", "STATE", "REASON", "MESSAGE"]] + rows)
+    }
+}
+
+/// `tern cancel JOB…`
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel jobs.",
+        discussion: """
+            A pending job is cancelled at once. A job with an attempt that may be running moves to \
+            cancelling; the scheduler stops the attempt and then marks the job cancelled. A job that \
+            already ended is left as it is (and the exit code is 1). JOB is an id, a unique id prefix \
+            or a unique name prefix.
+            """)
+
+    @Argument(help: ArgumentHelp("The jobs.", valueName: "job")) var jobs: [String]
+    @Flag(help: "Print the outcome as JSON.") var json = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    func validate() throws {
+        if jobs.isEmpty { throw ValidationError("give at least one JOB") }
+    }
+
+    func run() async throws {
+        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+    }
+
+    private func execute(pool: PostgresPool) async throws {
+        let repository = JobRepository(pool: pool)
+        var outcomes: [CancelJSON] = []
+        var failed = false
+        for reference in jobs {
+            do {
+                let record = try await repository.resolve(reference)
+                let outcome = try await repository.cancel(jobID: record.id)
+                outcomes.append(CancelJSON(job: reference, id: record.id.uuidString.lowercased(), name: record.name,
+                                           from: outcome.from.rawValue, to: outcome.to.rawValue, changed: outcome.changed, message: outcome.message))
+                if !outcome.changed { failed = true }
+            } catch let error as JobLookupError {
+                outcomes.append(CancelJSON(job: reference, id: nil, name: nil, from: nil, to: nil, changed: false, message: error.description))
+                failed = true
+            }
+        }
+        if json {
+            try printJSON(outcomes, convertKeys: false)
+        } else {
+            for outcome in outcomes {
+                if let id = outcome.id, let name = outcome.name {
+                    let label = "\(String(id.prefix(8))) \(name)"
+                    print(outcome.changed ? "\(label): \(outcome.from ?? "?") → \(outcome.to ?? "?")" : "\(label): not changed: \(outcome.message)")
+                } else {
+                    print("\(outcome.job): \(outcome.message)")
+                }
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct CancelJSON: Encodable {
+    var job: String
+    var id: String?
+    var name: String?
+    var from: String?
+    var to: String?
+    var changed: Bool
+    var message: String
+}
+
+/// Finds a job by id, id prefix or name prefix; an unknown or ambiguous reference exits 1 with the candidates.
+func resolveJob(_ reference: String, repository: JobRepository) async throws -> JobRecord {
+    do {
+        return try await repository.resolve(reference)
+    } catch let error as JobLookupError {
+        throw CommandFailure(message: error.description)
+    }
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import TernControl
+import TernModel
+import TernPostgres
+
+/// `tern submit FILE…`
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Validate job spec files and submit them as jobs.",
+        discussion: """
+            Every file is validated first; if any has a problem, every problem of every file is \
+            printed as FILE:LINE:COLUMN: FIELD: MESSAGE and nothing is submitted (exit code 2). \
+            Targets named in placement.targets and checkpoint.replicate_to must be registered \
+            (tern targets apply), and at least one registered target must be able to run the job.
+
+            With --dry-run nothing is stored: the normalised spec, its hash and the candidate \
+            targets are printed instead. See docs/jobspec.md for the format.
+            """)
+
+    @Argument(help: ArgumentHelp("Job spec files (YAML).", valueName: "file")) var files: [String]
+    @Flag(help: "Validate and show the normalised spec and candidate targets without submitting.") var dryRun = false
+    @Option(help: ArgumentHelp(
+        "A key that makes the submission idempotent: submitting again with the same key returns the job already stored. With several files, FILE's position is appended (KEY-1, KEY-2, …).",
+        valueName: "key"))
+    var idempotencyKey: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one job spec file") }
+        if let idempotencyKey, idempotencyKey.isEmpty { throw ValidationError("--idempotency-key must not be empty") }
+    }
+
+    func run() async throws {
+        // 1. Every file on its own: syntax, types, ranges. No database needed for this part.
+        var parsed: [(file: String, spec: ParsedJobSpec)] = []
+        var diagnostics: [SpecDiagnostic] = []
+        for file in files {
+            switch JobSpecParser.parse(fileAt: file) {
+            case .success(let spec): parsed.append((file, spec))
+            case .failure(let error): diagnostics += error.diagnostics
+            }
+        }
+        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics, fileCount: files.count) }
+
+        // 2. Against the registered targets.
+        try await database.withPool(migrations: migrations) { pool in try await submit(parsed, pool: pool) }
+    }
+
+    private func submit(_ parsed: [(file: String, spec: ParsedJobSpec)], pool: PostgresPool) async throws {
+        var diagnostics: [SpecDiagnostic] = []
+        let targets = try await TargetRepository(pool: pool).definitions()
+        let known = Set(targets.map(\.name))
+        var plans: [SubmissionPlan] = []
+        for (file, spec) in parsed {
+            let unknown = spec.unknownTargets(known: known)
+            if !unknown.isEmpty {
+                diagnostics += unknown
+                continue
+            }
+            let candidates = CandidateTargets(spec: spec.spec, registered: targets)
+            if candidates.fitting.isEmpty {
+                let reasons = candidates.rejected.map { "\($0.name): \($0.reason)" }
+                let why = targets.isEmpty ? "no targets are registered (run `tern targets apply FILE`)" : reasons.joined(separator: "; ")
+                diagnostics.append(SpecDiagnostic(location: SourceLocation(file: file, line: 1, column: 1), path: "",
+                                                  message: "no registered target can run this job: \(why)"))
+                continue
+            }
+            plans.append(SubmissionPlan(file: file, spec: spec.spec, candidates: candidates))
+        }
+        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics, fileCount: files.count) }
+
+        if dryRun {
+            try printDryRun(plans)
+            return
+        }
+
+        // 3. One batch, one round trip: all the files are stored, or none is.
+        let newJobs = plans.enumerated().map { index, plan in
+            NewJob(name: plan.spec.name, specJSON: plan.spec.canonicalJSON, specHash: plan.spec.specHash,
+                   priority: plan.spec.priority, labels: plan.spec.labels,
+                   submitKey: idempotencyKey.map { files.count == 1 ? $0 : "\($0)-\(index + 1)" })
+        }
+        let records = try await JobRepository(pool: pool).submit(newJobs)
+        if json {
+            try printJSON(records.map(JobSummaryJSON.init), convertKeys: false)
+        } else {
+            let rows = zip(plans, records).map { plan, record in [record.id.uuidString.lowercased(), record.name, record.state.rawValue, plan.file] }
+            print(formatTable([["ID", "NAME", "STATE", "FILE"]] + rows))
+        }
+    }
+
+    private func printDryRun(_ plans: [SubmissionPlan]) throws {
+        if json {
+            try printJSON(plans.map { plan in
+                DryRunJSON(file: plan.file, specHash: plan.spec.specHash, spec: CanonicalJSON.value(of: plan.spec),
+                           candidates: plan.candidates.fitting.map(\.name),
+                           rejected: plan.candidates.rejected.map { .init(target: $0.name, reason: $0.reason) })
+            }, convertKeys: false)
+            return
+        }
+        for plan in plans {
+            print("\(plan.file): valid; nothing submitted (--dry-run)")
+            print("spec_hash: \(plan.spec.specHash)")
+            print("normalised spec:")
+            print(plan.spec.canonicalJSON)
+            print("candidate targets: \(plan.candidates.fitting.map(\.name).joined(separator: ", "))")
+            for rejected in plan.candidates.rejected { print("  not \(rejected.name): \(rejected.reason)") }
+        }
+    }
+}
+
+/// One validated file and where it could run.
+struct SubmissionPlan {
+    var file: String
+    var spec: JobSpec
+    var candidates: CandidateTargets
+}
+
+/// The registered targets a spec allows (its placement.targets, or all of them) split into those
+/// that can run it and those that cannot, with why.
+struct CandidateTargets {
+    var fitting: [TargetDefinition] = []
+    var rejected: [(name: String, reason: String)] = []
+
+    init(spec: JobSpec, registered: [TargetDefinition]) {
+        let allowed = spec.placement.targets.isEmpty
+            ? registered.sorted { $0.name < $1.name }
+            : spec.placement.targets.compactMap { name in registered.first { $0.name == name } }
+        for target in allowed {
+            if let reason = target.fits(spec) { rejected.append((target.name, reason)) } else { fitting.append(target) }
+        }
+    }
+}
+
+/// Validation problems from one or more files; printed like a compiler's, exit code 2.
+struct SpecProblems: Error, CustomStringConvertible {
+    var diagnostics: [SpecDiagnostic]
+    var fileCount: Int
+    var action = "nothing was submitted"
+
+    var description: String {
+        let count = diagnostics.count
+        let summary = "\(count) problem\(count == 1 ? "" : "s") found; \(action)"
+        return (diagnostics.map(\.description) + [summary]).joined(separator: "\n")
+    }
+}
+
+struct DryRunJSON: Encodable {
+    var file: String
+    var specHash: String
+    var spec: JSONValue
+    var candidates: [String]
+    var rejected: [Rejection]
+    struct Rejection: Encodable { var target: String; var reason: String }
+    enum CodingKeys: String, CodingKey { case file, spec, candidates, rejected; case specHash = "spec_hash" }
+}
