@@ -13,7 +13,7 @@ public struct AcceleratorRequest: Sendable, Hashable, Codable, CustomStringConve
     /// The names Tern's catalogue knows, in their canonical spelling. Other names are accepted
     /// (private clusters have their own) but a near miss of one of these is reported.
     public static let knownNames = [
-        "B200", "GB200", "H200", "H100", "H100-MEGA", "H800", "A100", "A100-80GB", "A800", "L40S", "L40", "L4",
+        "B200", "GB200", "GH200", "H200", "H100", "H100-MEGA", "H800", "A100", "A100-40GB", "A100-80GB", "A800", "L40S", "L40", "L4",
         "A10G", "A10", "A6000", "A40", "V100", "V100-32GB", "T4", "P100", "MI300X", "MI250X", "Gaudi2", "TPU-v4", "TPU-v5e", "TPU-v5p", "TPU-v6e", "Trainium", "Trainium2", "Inferentia2",
     ]
 

@@ -19,7 +19,7 @@ public struct ParsedJobSpec: Sendable {
         return targetReferences.filter { !known.contains($0.name) }.map { reference in
             let hint = Suggestion.hint(for: reference.name, among: sortedKnown)
             let advice = hint.isEmpty
-                ? (sortedKnown.isEmpty ? "; no targets are registered yet (run `tern targets apply targets.yaml`)" : "; registered targets are \(YAMLCursor.list(sortedKnown))")
+                ? (sortedKnown.isEmpty ? "; no targets are registered yet (run `tern targets apply targets.yaml`)" : "; expected one of the registered targets \(YAMLCursor.list(sortedKnown))")
                 : hint
             return SpecDiagnostic(location: reference.location, path: reference.path, message: "unknown target \"\(reference.name)\"\(advice)")
         }
@@ -207,14 +207,19 @@ enum SpecFile {
     /// The scalar a YAML mark points at, if any.
     static func scalar(at mark: Mark, in text: String) -> Unicode.Scalar? {
         let lines = lines(of: text)
-        guard (1...lines.count).contains(mark.line), (1...max(1, lines[mark.line - 1].count)).contains(mark.column),
-              mark.column <= lines[mark.line - 1].count else { return nil }
+        guard (1...lines.count).contains(mark.line), mark.column >= 1, mark.column <= lines[mark.line - 1].count else { return nil }
         return lines[mark.line - 1][mark.column - 1]
     }
 
     static func report(_ error: YamlError, text: String, sink: DiagnosticSink) {
         func at(_ mark: Mark) -> SourceLocation {
-            SourceLocation(file: sink.file, line: max(1, mark.line), column: max(1, mark.column))
+            // libyaml puts "end of stream" on the line after a last line without a line break;
+            // point at the end of that last line instead.
+            let lines = lines(of: text)
+            if mark.line > lines.count, let last = lines.last {
+                return SourceLocation(file: sink.file, line: lines.count, column: last.count + 1)
+            }
+            return SourceLocation(file: sink.file, line: max(1, mark.line), column: max(1, mark.column))
         }
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
@@ -224,13 +229,14 @@ enum SpecFile {
             let second = secondOccurrence(of: key, after: context.mark, in: text)
             sink.report(at: second.map { SourceLocation(file: sink.file, line: $0.line, column: $0.column) } ?? at(context.mark), "",
                         "expected each key once in a mapping, found \"\(YAMLCursor.truncated(key))\" again (first at line \(context.mark.line)); keep one")
-        case .reader(let problem, let offset, _, _):
+        case .reader(let problem, let offset, let value, _):
             var location = SourceLocation(file: sink.file, line: 1, column: 1)
             if let offset, let index = text.index(text.startIndex, offsetBy: offset, limitedBy: text.endIndex) {
                 let (line, column) = position(of: index, in: text)
                 location = SourceLocation(file: sink.file, line: line, column: column)
             }
-            sink.report(at: location, "", "expected YAML text, found \(problem == "control characters are not allowed" ? "a control character" : problem)")
+            let code = value >= 0 ? String(format: " (U+%04X)", Int(value)) : ""
+            sink.report(at: location, "", "expected YAML text, found \(problem == "control characters are not allowed" ? "a control character" : problem)\(code)")
         default:
             sink.report(at: SourceLocation(file: sink.file, line: 1, column: 1), "", "invalid YAML: \(error)")
         }

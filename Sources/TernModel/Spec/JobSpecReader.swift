@@ -18,7 +18,8 @@ struct JobSpecReader {
         "resources": ["gpus": "resources.accelerators", "gpu": "resources.accelerators", "accelerator": "resources.accelerators",
                       "any_of": "resources.accelerators", "ordered": "resources.accelerators", "use_spot": "resources.spot",
                       "disk_size": "resources.disk", "image_id": "image", "cloud": "placement.targets", "region": "placement.targets",
-                      "zone": "placement.targets", "infra": "placement.targets", "job_recovery": "recovery", "labels": "labels"],
+                      "zone": "placement.targets", "infra": "placement.targets", "job_recovery": "recovery", "labels": "labels",
+                      "max_hourly_cost": "placement.max_hourly_cost"],
     ]
 
     mutating func read() -> JobSpec? {
@@ -241,12 +242,19 @@ struct JobSpecReader {
             return nil
         }
         let atLeast = text.hasSuffix("+")
+        // `"256"` or `256+` would otherwise read as bytes, never what was meant.
+        let number = atLeast ? String(text.dropLast()) : text
+        if !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) {
+            let plus = atLeast ? "+" : ""
+            field.report("expected \(what), found \"\(YAMLCursor.truncated(text))\" without a unit; write \(number)GB\(plus) or \(number)GiB\(plus)")
+            return nil
+        }
         guard let size = ByteSize(parsing: atLeast ? String(text.dropLast()) : text) else {
             field.report("expected \(what) (units: \(ByteSize.unitNames.joined(separator: ", "))), found \"\(YAMLCursor.truncated(text))\"")
             return nil
         }
         guard size.bytes > 0 else {
-            field.report("expected \(what) larger than zero, found \"\(text)\"")
+            field.report("expected a size larger than zero, found \"\(YAMLCursor.truncated(text))\"")
             return nil
         }
         return ResourceAmount(value: size, atLeast: atLeast)
@@ -278,7 +286,7 @@ struct JobSpecReader {
             return false
         }
         if name.hasPrefix("TERN_") || ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK"].contains(name) {
-            field.report("expected a name Tern does not set itself (not TERN_*, MASTER_ADDR, MASTER_PORT, WORLD_SIZE or NODE_RANK), found \(name), which Tern sets on every node")
+            field.report("expected a name Tern does not reserve (it sets TERN_*, MASTER_ADDR, MASTER_PORT, WORLD_SIZE and NODE_RANK on every node), found \(name)")
             return false
         }
         return true
@@ -389,7 +397,7 @@ struct JobSpecReader {
             return nil
         }
         guard span.seconds > 0 else {
-            field.report("expected \(what) longer than zero, found \"\(text)\"")
+            field.report("expected a duration longer than zero, found \"\(YAMLCursor.truncated(text))\"")
             return nil
         }
         return span

@@ -64,7 +64,8 @@ public struct SpecValidationError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [SpecDiagnostic]
 
     public init(_ diagnostics: [SpecDiagnostic]) {
-        self.diagnostics = diagnostics.sorted { $0.location < $1.location }
+        // Stable: problems found at the same place keep the order they were found in.
+        self.diagnostics = diagnostics.enumerated().sorted { ($0.element.location, $0.offset) < ($1.element.location, $1.offset) }.map(\.element)
     }
 
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }

@@ -49,7 +49,7 @@ struct YAMLCursor {
     static func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar):
-            if scalar.tagName == .null && scalar.style == .plain { return "nothing" }
+            if scalar.isPlainNull { return "nothing" }
             return "\"\(truncated(scalar.string))\""
         case .mapping: return "a mapping"
         case .sequence: return "a list"
@@ -63,7 +63,7 @@ struct YAMLCursor {
     }
 
     var isNull: Bool {
-        if case .scalar(let scalar) = node, scalar.tagName == .null, scalar.style == .plain { return true }
+        if case .scalar(let scalar) = node { return scalar.isPlainNull }
         return false
     }
 
@@ -193,7 +193,7 @@ final class MappingCursor {
         var entries: [(key: String, keyNode: Node, value: YAMLCursor)] = []
         var indexes: [String: Int] = [:]
         for (keyNode, valueNode) in mapping {
-            guard case .scalar(let scalar) = keyNode, !(scalar.tagName == .null && scalar.style == .plain) else {
+            guard case .scalar(let scalar) = keyNode, !scalar.isPlainNull else {
                 cursor.sink.report(keyNode, cursor.path, "expected a field name, found \(YAMLCursor.describe(keyNode)) as a key")
                 continue
             }
@@ -239,24 +239,26 @@ final class MappingCursor {
 enum Suggestion {
     /// `; did you mean "x"?` when one known word is close enough, or an empty string.
     static func hint(for word: String, among known: [String]) -> String {
-        guard let best = closest(to: word, among: known) else { return "" }
+        guard let best = closest(to: word, among: known, orPrefix: true) else { return "" }
         return "; did you mean \"\(best)\"?"
     }
 
-    static func closest(to word: String, among known: [String]) -> String? {
+    /// The known word within a few edits of `word`; with `orPrefix`, also the only known word that
+    /// `word` shortens or lengthens (a hint, never a reason to reject a name).
+    static func closest(to word: String, among known: [String], orPrefix: Bool = false) -> String? {
         let lowered = word.lowercased()
-        var best: (word: String, distance: Int)?
-        for candidate in known {
-            let distance = editDistance(lowered, candidate.lowercased())
-            if distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
-        }
-        guard let best else { return nil }
         // Close enough: at most a third of the word wrong, and never more than three edits.
         let limit = min(3, max(1, word.count / 3))
-        if best.distance <= limit { return best.word }
+        let length = lowered.unicodeScalars.count
+        var best: (word: String, distance: Int)?
+        for candidate in known where abs(candidate.unicodeScalars.count - length) <= limit {
+            let distance = editDistance(lowered, candidate.lowercased(), limit: limit)
+            if distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        if let best, best.distance <= limit { return best.word }
         // Or a shortened or lengthened spelling of exactly one of them: `cheap` for `cheapest`,
         // `max_restarts` for `max_restarts_on_errors`, `env_vars` for `env`.
-        guard lowered.count >= 3 else { return nil }
+        guard orPrefix, lowered.count >= 3 else { return nil }
         let related = known.filter { candidate in
             let candidate = candidate.lowercased()
             return candidate.count >= 3 && (candidate.hasPrefix(lowered) || lowered.hasPrefix(candidate))
@@ -265,23 +267,29 @@ enum Suggestion {
     }
 
     /// Damerau–Levenshtein distance (optimal string alignment), so a swapped pair counts as one edit.
-    static func editDistance(_ a: String, _ b: String) -> Int {
+    /// Past `limit` the exact value does not matter: any answer above `limit` means "too far".
+    static func editDistance(_ a: String, _ b: String, limit: Int = 3) -> Int {
         let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        if abs(a.count - b.count) > 3 { return abs(a.count - b.count) }
+        if abs(a.count - b.count) > limit { return abs(a.count - b.count) }
         var previousPrevious = [Int](repeating: 0, count: b.count + 1)
-        var previous = Array(0...b.count)
+        var previous = [Int](repeating: 0, count: b.count + 1)
+        for j in previous.indices { previous[j] = j }
         var current = [Int](repeating: 0, count: b.count + 1)
         for i in 1...a.count {
             current[0] = i
+            var rowMinimum = i
             for j in 1...b.count {
                 let cost = a[i - 1] == b[j - 1] ? 0 : 1
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
                 if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
                     current[j] = min(current[j], previousPrevious[j - 2] + 1)
                 }
+                rowMinimum = min(rowMinimum, current[j])
             }
+            // Every later row is at least this row's smallest value.
+            if rowMinimum > limit { return limit + 1 }
             (previousPrevious, previous, current) = (previous, current, previousPrevious)
         }
         return previous[b.count]
@@ -289,6 +297,14 @@ enum Suggestion {
 }
 
 extension Node.Scalar {
+    /// An unquoted `~`, `null` or nothing at all (or `!!null`). Asked of nearly every node, so the
+    /// implicit case is decided by the null rule's words instead of running every resolver pattern.
+    var isPlainNull: Bool {
+        guard style == .plain else { return false }
+        if tag.rawValue == Tag.Name.implicit.rawValue { return ["", "~", "null", "Null", "NULL"].contains(string) }
+        return tagName == .null
+    }
+
     /// The resolved YAML type (`int`, `bool`, `null`, `str`, …) of this scalar.
     /// Plain scalars carry an implicit tag that is resolved from their text on demand; quoted
     /// ones carry the non-specific tag `!`, which means a string.

@@ -65,19 +65,14 @@ struct ShowCommand: AsyncParsableCommand {
         abstract: "Show one job: its state, spec, and recent events.",
         discussion: "JOB is a job id, a unique prefix of one, or a unique prefix of a job name.")
 
-    @Argument(help: ArgumentHelp("The job.", valueName: "job")) var job: String
+    @OptionGroup var reference: JobReferenceOptions
     @Flag(help: "Print the job as JSON (with its normalised spec and events).") var json = false
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var migrations: MigrationsOptions
 
     func run() async throws {
-        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+        try await reference.withJob { repository, record, events in try await show(record, events: events, repository: repository) }
     }
 
-    private func execute(pool: PostgresPool) async throws {
-        let repository = JobRepository(pool: pool)
-        let record = try await resolveJob(job, repository: repository)
-        let events = try await repository.events(jobID: record.id)
+    private func show(_ record: JobRecord, events: [JobEventRecord], repository: JobRepository) async throws {
         let spec = try? CanonicalJSON.decode(JobSpec.self, from: record.specJSON)
         if json {
             let specValue = (try? CanonicalJSON.decode(JSONValue.self, from: record.specJSON)) ?? .null
@@ -124,19 +119,14 @@ struct EventsCommand: AsyncParsableCommand {
         abstract: "Show every state change of a job, oldest first, with its reason.",
         discussion: "JOB is a job id, a unique prefix of one, or a unique prefix of a job name.")
 
-    @Argument(help: ArgumentHelp("The job.", valueName: "job")) var job: String
+    @OptionGroup var reference: JobReferenceOptions
     @Flag(help: "Print the events as JSON.") var json = false
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var migrations: MigrationsOptions
 
     func run() async throws {
-        try await database.withPool(migrations: migrations) { pool in try await execute(pool: pool) }
+        try await reference.withJob { repository, _, events in try await show(events, repository: repository) }
     }
 
-    private func execute(pool: PostgresPool) async throws {
-        let repository = JobRepository(pool: pool)
-        let record = try await resolveJob(job, repository: repository)
-        let events = try await repository.events(jobID: record.id)
+    private func show(_ events: [JobEventRecord], repository: JobRepository) async throws {
         if json {
             try printJSON(events.map(JobEventJSON.init), convertKeys: false)
             return
@@ -219,6 +209,23 @@ struct CancelJSON: Encodable {
     var to: String?
     var changed: Bool
     var message: String
+}
+
+/// The JOB argument of commands about one job, and the database to find it in.
+struct JobReferenceOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("A job id, a unique prefix of one, or a unique prefix of a job name.", valueName: "job"))
+    var job: String
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var migrations: MigrationsOptions
+
+    /// Runs `body` with the job and its events, oldest first.
+    func withJob<Result>(_ body: (JobRepository, JobRecord, [JobEventRecord]) async throws -> Result) async throws -> Result {
+        try await database.withPool(migrations: migrations) { pool in
+            let repository = JobRepository(pool: pool)
+            let record = try await resolveJob(job, repository: repository)
+            return try await body(repository, record, try await repository.events(jobID: record.id))
+        }
+    }
 }
 
 /// Finds a job by id, id prefix or name prefix; an unknown or ambiguous reference exits 1 with the candidates.
