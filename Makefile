@@ -10,7 +10,7 @@ TERN         := .build/debug/tern
 help:
 	@echo "make demo   install what is missing, build, start the embedded PostgreSQL, run the demo"
 	@echo "make test   install what is missing, build, run the whole test suite"
-	@echo "make bench  PostgreSQL round-trip benchmark next to pgbench (results: docs/benchmarks.md)"
+	@echo "make bench  benchmarks: SELECT round trips and job submission next to pgbench, checkpoint sealing next to openssl (results: docs/benchmarks.md)"
 
 # System packages: only installed when a piece is missing, so reruns cost nothing.
 deps:
@@ -33,6 +33,7 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) test
 
+# All benchmarks, release build: `TernBench select`, `TernBench submit`, then `TernBench seal`.
 bench: deps
 	scripts/bench-postgres.sh
 

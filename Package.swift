@@ -34,12 +34,14 @@ let package = Package(
         ),
         .target(name: "TernCrypto", dependencies: ["COpenSSL", "CCRC32C"], swiftSettings: strictSettings),
         .target(name: "TernModel", dependencies: ["TernCrypto", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings),
+        // Sealing and verifying checkpoints: completeness, the parallel hashing engine, manifests.
+        .target(name: "TernCheckpoints", dependencies: ["TernCrypto", "TernModel"], swiftSettings: strictSettings),
         // Repositories over PostgreSQL: targets, jobs, attempts and their events.
-        .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres"], swiftSettings: strictSettings),
+        .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres", "TernCheckpoints"], swiftSettings: strictSettings),
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernPostgres", "TernCrypto", "TernModel", "TernControl",
+                "TernPostgres", "TernCrypto", "TernModel", "TernControl", "TernCheckpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -47,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "TernBench",
             dependencies: [
-                "TernPostgres", "TernModel", "TernControl",
+                "TernPostgres", "TernModel", "TernControl", "TernCheckpoints", "TernCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -58,6 +60,7 @@ let package = Package(
         .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
         .testTarget(name: "TernModelTests", dependencies: ["TernModel"], swiftSettings: strictSettings),
+        .testTarget(name: "TernCheckpointsTests", dependencies: ["TernCheckpoints", "TernCrypto"], swiftSettings: strictSettings),
         .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
     ],

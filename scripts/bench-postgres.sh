@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# PostgreSQL round-trip benchmark: single-row SELECTs through TernPostgres next to
-# `pgbench -S -M prepared`, same server, same run (see docs/benchmarks.md).
-# Usage: scripts/bench-postgres.sh [TernBench options...]   e.g. --duration 10 --json
+# Benchmarks next to pgbench, same server, same run (see docs/benchmarks.md):
+#   select: single-row SELECTs through TernPostgres next to `pgbench -S -M prepared`;
+#   submit: submitting 10,000 job specs the way `tern submit` does, next to pgbench
+#           inserting the same rows;
+#   seal:   checkpoint sealing throughput (no database) next to openssl speed / openssl dgst /
+#           sha256sum over the same page-cached files (6 GiB under /tmp or /dev/shm, scaled down without room).
+# Usage: scripts/bench-postgres.sh                       all three, one after the other (what `make bench` runs)
+#        scripts/bench-postgres.sh select|submit|seal [opts]  one of them, e.g. `submit --rounds 5 --json`
+#        scripts/bench-postgres.sh [select opts]         the select benchmark (its options, e.g. --duration 10)
 # SCRATCH_PATH overrides the build directory (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${SCRATCH_PATH:-.build}"
 swift build -c release --product TernBench --scratch-path "$scratch" >&2
-exec "$scratch/release/TernBench" "$@"
+bench="$scratch/release/TernBench"
+if [ "$#" -gt 0 ]; then
+  exec "$bench" "$@"
+fi
+echo "== TernBench select: single-row SELECT round trips next to pgbench -S =="
+"$bench" select
+echo
+echo "== TernBench submit: job submission next to pgbench inserting the same rows =="
+"$bench" submit
+echo
+echo "== TernBench seal: checkpoint sealing next to openssl and sha256sum on the same files =="
+"$bench" seal

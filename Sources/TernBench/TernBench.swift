@@ -4,11 +4,30 @@ import Foundation
 import Glibc
 import TernPostgres
 
-/// `TernBench`: single-row SELECT throughput through TernPostgres next to pgbench, same server, same run.
+/// `TernBench`: Tern's benchmarks, each next to its reference in the same run: `select` (single-row
+/// SELECT round trips next to pgbench, the default), `submit` (job submission next to pgbench
+/// inserting the same rows), and the others listed in `subcommands`.
 @main
 struct TernBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tern-bench",
+        commandName: "TernBench",
+        abstract: "Tern's benchmarks, each measured next to a reference program in the same run.",
+        discussion: """
+            select (the default): single-row SELECT round trips through TernPostgres next to \
+            `pgbench -S`. submit: submitting N job specs the way `tern submit` does, next to pgbench \
+            inserting the same rows. Without --database-url these make a throwaway PostgreSQL \
+            cluster under /tmp and stop it (by PID) at the end. `TernBench SUBCOMMAND --help` \
+            lists each one's options; see docs/benchmarks.md for results.
+            """,
+        subcommands: [SelectBench.self, SubmitBench.self, SealBench.self],
+        defaultSubcommand: SelectBench.self
+    )
+}
+
+/// `TernBench select`: single-row SELECT throughput through TernPostgres next to pgbench, same server, same run.
+struct SelectBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "select",
         abstract: "Measure PostgreSQL round trips through TernPostgres against pgbench on the same server.",
         discussion: """
             Initialises the pgbench tables (pgbench -i -s SCALE), then for 1 and 2 clients runs \

@@ -13,7 +13,7 @@ struct Tern: AsyncParsableCommand {
         version: TernVersion.current,
         subcommands: [
             SubmitCommand.self, JobsCommand.self, ShowCommand.self, EventsCommand.self, CancelCommand.self,
-            TargetsCommand.self, DatabaseCommand.self, DemoCommand.self,
+            TargetsCommand.self, DatabaseCommand.self, DemoCommand.self, CheckpointCommand.self, CheckpointsCommand.self,
         ]
     )
 }

@@ -54,10 +54,20 @@ import Testing
     }
 
     @Test func cancellingATaskCancelsItsQuery() async throws {
-        let pool = try await TestDatabase.freshPool(maxConnections: 1)
+        let database = try await TestDatabase.fresh()
+        let pool = try PostgresPool(connectionString: database, maxConnections: 1)
         defer { Task { await pool.close() } }
+        let observer = try await PostgresConnection.connect(database)
+        defer { Task { await observer.close() } }
         let query = Task { try await pool.query("SELECT pg_sleep(10)") }
-        try await Task.sleep(for: .milliseconds(300))
+        // Cancel only once the server is really running the query (polling the server, not a clock),
+        // so a loaded machine cannot turn this into the cancelled-before-sending case.
+        while try await observer.query("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND state = 'active' AND query = 'SELECT pg_sleep(10)'
+            """).scalar(Int.self) == 0 {
+            await Task.yield()
+        }
         query.cancel()
         let result = await query.result
         guard case .failure(let error as PostgresError) = result else {
