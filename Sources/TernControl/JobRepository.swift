@@ -26,6 +26,15 @@ public struct NewJob: Sendable, Hashable, Codable {
     }
 }
 
+extension NewJob {
+    /// The job to store for a validated spec: its canonical JSON and hash, encoded once.
+    public init(spec: JobSpec, submitKey: String? = nil) {
+        let normalised = spec.normalised
+        self.init(name: spec.name, specJSON: normalised.json, specHash: normalised.hash, priority: spec.priority,
+                  labels: spec.labels, submitKey: submitKey)
+    }
+}
+
 /// A stored job (a `jobs` row and the target of its latest attempt).
 public struct JobRecord: Sendable, Hashable, Codable {
     /// Made by the database; stable across attempts (`TERN_JOB_ID`).

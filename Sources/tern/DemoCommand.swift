@@ -37,8 +37,7 @@ struct DemoCommand: AsyncParsableCommand {
             let spec = try JobSpecParser.parse(fileAt: specFile).mapError { SpecProblems(diagnostics: $0.diagnostics, fileCount: 1) }.get().spec
             let repository = JobRepository(pool: pool)
             let job = try await repository.submit([
-                NewJob(name: spec.name, specJSON: spec.canonicalJSON, specHash: spec.specHash, priority: spec.priority,
-                       labels: spec.labels, submitKey: "demo-\(spec.specHash)"),
+                NewJob(spec: spec, submitKey: "demo-\(spec.specHash)"),
             ])[0]
             print("submitted \(specFile) as job \(job.id.uuidString.lowercased()) (\(job.name), \(job.state.rawValue))\n")
             let now = try await repository.databaseNow()

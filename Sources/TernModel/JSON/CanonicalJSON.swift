@@ -23,6 +23,11 @@ public enum CanonicalJSON {
         SHA256.hash(string(of: encodable)).hex
     }
 
+    /// Lower-case hex SHA-256 of canonical text already written.
+    public static func sha256Hex(ofText text: String) -> String {
+        SHA256.hash(text).hex
+    }
+
     /// Reads JSON text back into a model type.
     public static func decode<Value: Decodable>(_ type: Value.Type, from text: String) throws -> Value {
         try JSONDecoder().decode(type, from: Data(text.utf8))

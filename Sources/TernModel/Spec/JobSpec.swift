@@ -149,4 +149,10 @@ public struct JobSpec: Sendable, Hashable, Codable {
 
     /// Lower-case hex SHA-256 of ``canonicalJSON``: equal specs have equal hashes.
     public var specHash: String { CanonicalJSON.sha256Hex(of: self) }
+
+    /// Both at once, encoding the spec only one time (submitting thousands of specs encodes each once).
+    public var normalised: (json: String, hash: String) {
+        let json = canonicalJSON
+        return (json, CanonicalJSON.sha256Hex(ofText: json))
+    }
 }

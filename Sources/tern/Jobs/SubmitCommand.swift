@@ -80,8 +80,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
         // 3. One batch, one round trip: all the files are stored, or none is.
         let newJobs = plans.enumerated().map { index, plan in
-            NewJob(name: plan.spec.name, specJSON: plan.spec.canonicalJSON, specHash: plan.spec.specHash,
-                   priority: plan.spec.priority, labels: plan.spec.labels,
+            NewJob(spec: plan.spec,
                    submitKey: idempotencyKey.map { files.count == 1 ? $0 : "\($0)-\(index + 1)" })
         }
         let records = try await JobRepository(pool: pool).submit(newJobs)
