@@ -407,35 +407,10 @@ public struct JobRepository: Sendable {
             target: nil)
     }
 
-    /// Labels as a JSON object text (keys sorted). Hand-written because a `JSONEncoder` per job
-    /// costs more than the rest of the submission's client work together.
+    /// Labels as JSON object text, written by the canonical writer (no `JSONEncoder` per job:
+    /// that would cost more than the rest of the submission's client work together).
     static func labelsJSON(_ labels: [String: String]) -> String {
-        if labels.isEmpty { return "{}" }
-        var out = "{"
-        for (index, key) in labels.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            appendJSONString(key, to: &out)
-            out += ":"
-            appendJSONString(labels[key]!, to: &out)
-        }
-        return out + "}"
-    }
-
-    private static func appendJSONString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u00" + String(scalar.value >> 4, radix: 16) + String(scalar.value & 0xF, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        JSONValue.object(labels.mapValues(JSONValue.string)).canonicalText
     }
 
     // MARK: Reading

@@ -30,11 +30,11 @@ struct DemoCommand: AsyncParsableCommand {
 
             let root = (try MigrationsDirectory.locate(explicit: migrations.directory) as NSString).deletingLastPathComponent
             let targetsFile = root + "/targets/demo.yaml", specFile = root + "/jobspecs/demo.yaml"
-            let targets = try TargetsFileParser.parse(fileAt: targetsFile).mapError { SpecProblems(diagnostics: $0.diagnostics, fileCount: 1) }.get()
+            let targets = try TargetsFileParser.parse(fileAt: targetsFile).mapError { SpecProblems(diagnostics: $0.diagnostics) }.get()
             let summary = try await TargetRepository(pool: pool).apply(targets)
             print("\ntargets from \(targetsFile): created \(summary.created.count), updated \(summary.updated.count), unchanged \(summary.unchanged.count)")
 
-            let spec = try JobSpecParser.parse(fileAt: specFile).mapError { SpecProblems(diagnostics: $0.diagnostics, fileCount: 1) }.get().spec
+            let spec = try JobSpecParser.parse(fileAt: specFile).mapError { SpecProblems(diagnostics: $0.diagnostics) }.get().spec
             let repository = JobRepository(pool: pool)
             let job = try await repository.submit([
                 NewJob(spec: spec, submitKey: "demo-\(spec.specHash)"),

@@ -44,7 +44,7 @@ struct SubmitCommand: AsyncParsableCommand {
             case .failure(let error): diagnostics += error.diagnostics
             }
         }
-        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics, fileCount: files.count) }
+        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics) }
 
         // 2. Against the registered targets.
         try await database.withPool(migrations: migrations) { pool in try await submit(parsed, pool: pool) }
@@ -71,7 +71,7 @@ struct SubmitCommand: AsyncParsableCommand {
             }
             plans.append(SubmissionPlan(file: file, spec: spec.spec, candidates: candidates))
         }
-        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics, fileCount: files.count) }
+        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics) }
 
         if dryRun {
             try printDryRun(plans)
@@ -138,7 +138,6 @@ struct CandidateTargets {
 /// Validation problems from one or more files; printed like a compiler's, exit code 2.
 struct SpecProblems: Error, CustomStringConvertible {
     var diagnostics: [SpecDiagnostic]
-    var fileCount: Int
     var action = "nothing was submitted"
 
     var description: String {

@@ -53,7 +53,7 @@ struct TargetsApplyCommand: AsyncParsableCommand {
             }
         }
         if !diagnostics.isEmpty {
-            throw SpecProblems(diagnostics: diagnostics, fileCount: files.count, action: "nothing was stored")
+            throw SpecProblems(diagnostics: diagnostics, action: "nothing was stored")
         }
         try await database.withPool(migrations: migrations) { pool in try await apply(definitions, pool: pool) }
     }
