@@ -249,15 +249,9 @@ struct SubmitBench: AsyncParsableCommand {
         return SubmitReport.Sample(jobs: stored, seconds: (end - start).seconds, clientCPU: cpu, machineBusySeconds: machine, phases: phases)
     }
 
-    /// Whether any registered target can run `spec` (what SubmitCommand's CandidateTargets checks):
-    /// its placement.targets, or every registered target when it names none.
+    /// Whether any registered target can run `spec`: the same check `tern submit` makes.
     static func hasCandidate(_ spec: JobSpec, registered: [TargetDefinition]) -> Bool {
-        let allowed = spec.placement.targets.isEmpty
-            ? registered.sorted { $0.name < $1.name }
-            : spec.placement.targets.compactMap { name in registered.first { $0.name == name } }
-        var fitting = 0
-        for target in allowed where target.fits(spec) == nil { fitting += 1 }
-        return fitting > 0
+        !CandidateTargets(spec: spec, registered: registered).fitting.isEmpty
     }
 
     /// Runs one pgbench script file, one client, a fixed number of transactions.

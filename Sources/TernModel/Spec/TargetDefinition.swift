@@ -249,3 +249,19 @@ public enum TargetsFileParser {
         }
     }
 }
+
+/// The registered targets a spec allows (its placement.targets, or all of them) split into those
+/// that can run it and those that cannot, with why.
+public struct CandidateTargets: Sendable {
+    public var fitting: [TargetDefinition] = []
+    public var rejected: [(name: String, reason: String)] = []
+
+    public init(spec: JobSpec, registered: [TargetDefinition]) {
+        let allowed = spec.placement.targets.isEmpty
+            ? registered.sorted { $0.name < $1.name }
+            : spec.placement.targets.compactMap { name in registered.first { $0.name == name } }
+        for target in allowed {
+            if let reason = target.fits(spec) { rejected.append((target.name, reason)) } else { fitting.append(target) }
+        }
+    }
+}

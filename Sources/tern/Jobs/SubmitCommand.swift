@@ -119,22 +119,6 @@ struct SubmissionPlan {
     var candidates: CandidateTargets
 }
 
-/// The registered targets a spec allows (its placement.targets, or all of them) split into those
-/// that can run it and those that cannot, with why.
-struct CandidateTargets {
-    var fitting: [TargetDefinition] = []
-    var rejected: [(name: String, reason: String)] = []
-
-    init(spec: JobSpec, registered: [TargetDefinition]) {
-        let allowed = spec.placement.targets.isEmpty
-            ? registered.sorted { $0.name < $1.name }
-            : spec.placement.targets.compactMap { name in registered.first { $0.name == name } }
-        for target in allowed {
-            if let reason = target.fits(spec) { rejected.append((target.name, reason)) } else { fitting.append(target) }
-        }
-    }
-}
-
 /// Validation problems from one or more files; printed like a compiler's, exit code 2.
 struct SpecProblems: Error, CustomStringConvertible {
     var diagnostics: [SpecDiagnostic]
