@@ -5,12 +5,13 @@ SWIFT        ?= swift
 APT_PACKAGES := libpq-dev libssl-dev pkg-config postgresql postgresql-contrib
 TERN         := .build/debug/tern
 
-.PHONY: demo test bench build deps clean help
+.PHONY: demo test test-tools bench build deps clean help
 
 help:
 	@echo "make demo   install what is missing, build, start the embedded PostgreSQL, run the demo"
 	@echo "make test   install what is missing, build, run the whole test suite"
-	@echo "make bench  benchmarks: SELECT round trips and job submission next to pgbench, checkpoint sealing next to openssl (results: docs/benchmarks.md)"
+	@echo "make bench  benchmarks: SELECT round trips and job submission next to pgbench, checkpoint sealing next to openssl,"
+	@echo "            replication next to rclone and the aws CLI (results: docs/benchmarks.md)"
 
 # System packages: only installed when a piece is missing, so reruns cost nothing.
 deps:
@@ -28,14 +29,25 @@ build: deps
 demo: build
 	$(TERN) demo
 
-# `swift build` first: the CLI tests run the built tern binary.
-test: deps
-	$(SWIFT) build
-	$(SWIFT) test
+# Python tools the tests run as real peers (fake-gcs-server; moto when the machine lacks it), in
+# .venv-tools, put first on PATH for the tests. Idempotent: a stamp file makes reruns free.
+test-tools:
+	scripts/install-test-tools.sh
+	@command -v moto_server >/dev/null 2>&1 || [ -x .venv-tools/bin/moto_server ] || \
+	  { echo "installing moto[server] into .venv-tools"; .venv-tools/bin/pip install --quiet 'moto[server]'; }
 
-# All benchmarks, release build: `TernBench select`, `TernBench submit`, then `TernBench seal`.
-bench: deps
-	scripts/bench-postgres.sh
+# `swift build` first: the CLI tests run the built tern binary.
+test: deps test-tools
+	$(SWIFT) build
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" $(SWIFT) test
+
+# All benchmarks, release build: `TernBench select`, `submit`, `seal`, then `replicate` (which needs
+# rclone and the aws CLI as references).
+bench: deps test-tools
+	@dpkg -s rclone >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rclone; }
+	@command -v aws >/dev/null 2>&1 || .venv-tools/bin/pip install --quiet awscli
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" scripts/bench-postgres.sh
 
 clean:
 	rm -rf .build .build-*

@@ -26,22 +26,26 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // CRC32C with the SSE4.2 instruction where the CPU has it; OpenSSL has no CRC32C.
         .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+        // SHA-256 on the SHA extensions with CRC32C computed in the same loop, for sealing; TernCrypto falls back to OpenSSL without SHA-NI.
+        .target(name: "CSHA256CRC32C", cSettings: [.unsafeFlags(["-O3"])]),
 
         .target(
             name: "TernPostgres",
             dependencies: ["CLibPQ"],
             swiftSettings: strictSettings
         ),
-        .target(name: "TernCrypto", dependencies: ["COpenSSL", "CCRC32C"], swiftSettings: strictSettings),
+        .target(name: "TernCrypto", dependencies: ["COpenSSL", "CCRC32C", "CSHA256CRC32C"], swiftSettings: strictSettings),
         .target(name: "TernModel", dependencies: ["TernCrypto", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings),
         // Sealing and verifying checkpoints: completeness, the parallel hashing engine, manifests.
-        .target(name: "TernCheckpoints", dependencies: ["TernCrypto", "TernModel"], swiftSettings: strictSettings),
+        .target(name: "TernCheckpoints", dependencies: ["TernCrypto", "TernModel", "TernStorage"], swiftSettings: strictSettings),
+        // Object stores (file, S3, GCS, Azure Blob) over Tern's own HTTP/1.1 client, signed with TernCrypto.
+        .target(name: "TernStorage", dependencies: ["TernCrypto", "COpenSSL"], swiftSettings: strictSettings),
         // Repositories over PostgreSQL: targets, jobs, attempts and their events.
         .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres", "TernCheckpoints"], swiftSettings: strictSettings),
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernPostgres", "TernCrypto", "TernModel", "TernControl", "TernCheckpoints",
+                "TernPostgres", "TernCrypto", "TernModel", "TernControl", "TernCheckpoints", "TernStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -49,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "TernBench",
             dependencies: [
-                "TernPostgres", "TernModel", "TernControl", "TernCheckpoints", "TernCrypto",
+                "TernPostgres", "TernModel", "TernControl", "TernCheckpoints", "TernCrypto", "TernStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -60,8 +64,9 @@ let package = Package(
         .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
         .testTarget(name: "TernModelTests", dependencies: ["TernModel"], swiftSettings: strictSettings),
-        .testTarget(name: "TernCheckpointsTests", dependencies: ["TernCheckpoints", "TernCrypto"], swiftSettings: strictSettings),
-        .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "TernCheckpointsTests", dependencies: ["TernCheckpoints", "TernCrypto", "TernStorage", "TernTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "TernStorageTests", dependencies: ["TernStorage", "TernCrypto", "TernCheckpoints", "TernPostgres", "TernTestSupport"], resources: [.copy("Fixtures")], swiftSettings: strictSettings),
+        .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernStorage", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -5,8 +5,10 @@
 #           inserting the same rows;
 #   seal:   checkpoint sealing throughput (no database) next to openssl speed / openssl dgst /
 #           sha256sum over the same page-cached files (6 GiB under /tmp or /dev/shm, scaled down without room).
-# Usage: scripts/bench-postgres.sh                       all three, one after the other (what `make bench` runs)
-#        scripts/bench-postgres.sh select|submit|seal [opts]  one of them, e.g. `submit --rounds 5 --json`
+#   replicate: a 2 GiB checkpoint replicated file→file and file→S3 (moto) next to rclone copy
+#           --checksum and aws s3 cp --recursive, and the bytes second replications move.
+# Usage: scripts/bench-postgres.sh                       all four, one after the other (what `make bench` runs)
+#        scripts/bench-postgres.sh select|submit|seal|replicate [opts]  one of them, e.g. `submit --rounds 5 --json`
 #        scripts/bench-postgres.sh [select opts]         the select benchmark (its options, e.g. --duration 10)
 # SCRATCH_PATH overrides the build directory (default .build).
 set -euo pipefail
@@ -25,3 +27,6 @@ echo "== TernBench submit: job submission next to pgbench inserting the same row
 echo
 echo "== TernBench seal: checkpoint sealing next to openssl and sha256sum on the same files =="
 "$bench" seal
+echo
+echo "== TernBench replicate: checkpoint replication next to rclone and aws s3 cp on the same data =="
+"$bench" replicate

@@ -11,6 +11,9 @@ struct Report: Encodable, Sendable {
         var pgbenchTPS: Double
         /// CPU time the client process used (every thread; user + system), per query.
         var clientCPU: CPUTime
+        /// CPU time of the server's processes (postmaster and backends) during the measurement; nil
+        /// for a server given by URL.
+        var serverSeconds: Double?
         /// Busy CPU time of the whole machine (client, server and all) during the measurement.
         var machineBusySeconds: Double?
         var ratio: Double { queriesPerSecond / pgbenchTPS }
@@ -18,16 +21,17 @@ struct Report: Encodable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case mode, clients, queries, queriesPerSecond, pgbenchTPS, ratio, clientUserMicrosecondsPerQuery, clientSystemMicrosecondsPerQuery
-            case machineMicrosecondsPerQuery
+            case serverMicrosecondsPerQuery, machineMicrosecondsPerQuery
         }
 
-        init(mode: Mode?, clients: Int, queries: Int, queriesPerSecond: Double, pgbenchTPS: Double, clientCPU: CPUTime, machineBusySeconds: Double?) {
+        init(mode: Mode?, clients: Int, queries: Int, queriesPerSecond: Double, pgbenchTPS: Double, clientCPU: CPUTime, serverSeconds: Double?, machineBusySeconds: Double?) {
             self.mode = mode
             self.clients = clients
             self.queries = queries
             self.queriesPerSecond = queriesPerSecond
             self.pgbenchTPS = pgbenchTPS
             self.clientCPU = clientCPU
+            self.serverSeconds = serverSeconds
             self.machineBusySeconds = machineBusySeconds
         }
 
@@ -35,6 +39,12 @@ struct Report: Encodable, Sendable {
         var microsPerQuery: (user: Double, system: Double) {
             guard queries > 0 else { return (0, 0) }
             return (clientCPU.user * 1e6 / Double(queries), clientCPU.system * 1e6 / Double(queries))
+        }
+
+        /// Microseconds of server CPU per query.
+        var serverMicrosPerQuery: Double? {
+            guard queries > 0, let serverSeconds else { return nil }
+            return serverSeconds * 1e6 / Double(queries)
         }
 
         /// Microseconds of busy CPU, whole machine, per query.
@@ -53,6 +63,7 @@ struct Report: Encodable, Sendable {
             try container.encode((ratio * 1000).rounded() / 1000, forKey: .ratio)
             try container.encode((microsPerQuery.user * 10).rounded() / 10, forKey: .clientUserMicrosecondsPerQuery)
             try container.encode((microsPerQuery.system * 10).rounded() / 10, forKey: .clientSystemMicrosecondsPerQuery)
+            try container.encodeIfPresent(serverMicrosPerQuery.map { ($0 * 10).rounded() / 10 }, forKey: .serverMicrosecondsPerQuery)
             try container.encodeIfPresent(machineMicrosPerQuery.map { ($0 * 10).rounded() / 10 }, forKey: .machineMicrosecondsPerQuery)
         }
     }
@@ -87,17 +98,18 @@ struct Report: Encodable, Sendable {
         var lines = [
             "PostgreSQL \(version), pgbench scale \(scale), \(duration) s per measurement, pipeline batch \(batch)",
             "",
-            "| mode              | clients | queries/s | pgbench tps | ratio | client CPU µs/query | machine CPU µs/query |",
-            "|-------------------|--------:|----------:|------------:|------:|--------------------:|---------------------:|",
+            "| mode              | clients | queries/s | pgbench tps | ratio | client CPU µs/query | server CPU µs/query | machine CPU µs/query |",
+            "|-------------------|--------:|----------:|------------:|------:|--------------------:|--------------------:|---------------------:|",
         ]
         for row in rows {
             lines.append(
                 "| \(row.name.padding(toLength: 17, withPad: " ", startingAt: 0)) | \(pad(String(row.clients), 7)) | "
                     + "\(pad(format(row.queriesPerSecond, 0), 9)) | \(pad(format(row.pgbenchTPS, 0), 11)) | \(pad(format(row.ratio, 2), 5)) | "
-                    + "\(pad(format(row.microsPerQuery.user + row.microsPerQuery.system, 1), 19)) | \(pad(row.machineMicrosPerQuery.map { format($0, 1) } ?? "-", 20)) |")
+                    + "\(pad(format(row.microsPerQuery.user + row.microsPerQuery.system, 1), 19)) | \(pad(row.serverMicrosPerQuery.map { format($0, 1) } ?? "-", 19)) | "
+                    + "\(pad(row.machineMicrosPerQuery.map { format($0, 1) } ?? "-", 20)) |")
         }
         lines.append("")
-        lines.append("client CPU: user + system time of the client process (pgbench, or this one) per query; machine CPU: busy time of all CPUs (client, server, everything) per query.")
+        lines.append("client CPU: user + system time of the client process (pgbench, or this one) per query; server CPU: the same for the server's processes; machine CPU: busy time of all CPUs (client, server, everything) per query.")
         for row in rows where row.mode == .prepared {
             let met = row.ratio >= Self.goal
             lines.append("prepared, \(row.clients) client(s): \(format(row.ratio, 2)) × pgbench — goal ≥ \(format(Self.goal, 1)) \(met ? "met" : "NOT met")")

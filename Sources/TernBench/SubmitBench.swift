@@ -22,11 +22,12 @@ struct SubmitBench: AsyncParsableCommand {
             (a data-modifying CTE): exactly the rows `tern submit` stores for one spec.
 
             tern submit, for each --batch-sizes value: the whole in-process path of `tern submit` \
-            for the N specs: parse and validate each YAML text, read the registered targets, check \
-            target names and candidate targets, normalise (canonical JSON) and hash each spec, and \
-            store all of them with one JobRepository.submit call (submitBatchSize jobs per \
-            statement, all statements pipelined in one round trip and one transaction). The time \
-            is split into parse, check, normalise, hash and database.
+            for the N specs: parse and validate the YAML texts (in parallel, on every core, as \
+            `tern submit` does), read the registered targets, check target names and candidate \
+            targets and normalise each spec (canonical JSON) and hash that text (in parallel \
+            too), and store all of them with one JobRepository.submit call (submitBatchSize jobs \
+            per statement, all statements pipelined in one round trip and one transaction). The \
+            time is split into parse, check + normalise + hash, and database.
 
             pgbench, --pgbench-batch rows per statement (context): the same rows, inserted by \
             `INSERT ... SELECT ... FROM generate_series` statements.
@@ -177,8 +178,9 @@ struct SubmitBench: AsyncParsableCommand {
     }
 
     /// The path `tern submit FILE…` takes for the corpus's specs (SubmitCommand.run and submit),
-    /// minus reading the files: parse and validate every spec, read the registered targets, check
-    /// target names and candidate targets, normalise and hash, then one `JobRepository.submit`
+    /// minus reading the files: parse and validate every spec (`JobSpecParser.parse` of all the
+    /// sources, as the command calls it), read the registered targets, check target names and
+    /// candidate targets and normalise and hash (`SubmissionPlan.make`), then one `JobRepository.submit`
     /// call (or, with `perCall`, one call per job). Timed phase by phase.
     private func submitLikeTern(_ corpus: SpecCorpus, pool: PostgresPool, batch: Int, perCall: Bool) async throws -> SubmitReport.Sample {
         let clock = ContinuousClock()
@@ -186,45 +188,29 @@ struct SubmitBench: AsyncParsableCommand {
         let machineBefore = MachineCPU.busySeconds()
         let start = clock.now
 
-        // 1. Every file on its own: syntax, types, ranges.
-        var parsed: [ParsedJobSpec] = []
+        // 1. Every file on its own: syntax, types, ranges, in parallel, as SubmitCommand.run parses.
+        var parsed: [(file: String, spec: ParsedJobSpec)] = []
         parsed.reserveCapacity(corpus.texts.count)
         var problems: [SpecDiagnostic] = []
-        for (text, file) in zip(corpus.texts, corpus.fileNames) {
-            switch JobSpecParser.parse(text, file: file) {
-            case .success(let spec): parsed.append(spec)
+        let sources = zip(corpus.texts, corpus.fileNames).map { JobSpecSource.text($0, file: $1) }
+        for (file, result) in zip(corpus.fileNames, await JobSpecParser.parse(sources)) {
+            switch result {
+            case .success(let spec): parsed.append((file, spec))
             case .failure(let error): problems += error.diagnostics
             }
         }
         if !problems.isEmpty { throw BenchError("generated specs do not validate:\n" + problems.prefix(10).map(\.description).joined(separator: "\n")) }
         let parsedAt = clock.now
 
-        // 2. Against the registered targets.
+        // 2. Against the registered targets, and the jobs to store (canonical JSON and its hash),
+        // as SubmitCommand.submit does it.
         let targets = try await TargetRepository(pool: pool).definitions()
         let targetsReadAt = clock.now
-        let known = Set(targets.map(\.name))
-        var specs: [JobSpec] = []
-        specs.reserveCapacity(parsed.count)
-        for (spec, file) in zip(parsed, corpus.fileNames) {
-            let unknown = spec.unknownTargets(known: known)
-            if !unknown.isEmpty { throw BenchError("\(file): \(unknown.map(\.description).joined(separator: "; "))") }
-            if !Self.hasCandidate(spec.spec, registered: targets) { throw BenchError("\(file): no registered target can run this job") }
-            specs.append(spec.spec)
+        let checked = await SubmissionPlan.make(for: parsed, registered: targets)
+        if !checked.problems.isEmpty {
+            throw BenchError("generated specs do not fit the registered targets:\n" + checked.problems.prefix(10).map(\.description).joined(separator: "\n"))
         }
-        let checkedAt = clock.now
-
-        // 3. The jobs to store: the canonical JSON and its hash (SubmitCommand asks the spec for
-        // `canonicalJSON` and then `specHash`, which encodes the spec again before hashing).
-        let canonical = specs.map(\.canonicalJSON)
-        let normalisedAt = clock.now
-        let hashes = specs.map(\.specHash)
-        let hashedAt = clock.now
-        var newJobs: [NewJob] = []
-        newJobs.reserveCapacity(specs.count)
-        for index in specs.indices {
-            let spec = specs[index]
-            newJobs.append(NewJob(name: spec.name, specJSON: canonical[index], specHash: hashes[index], priority: spec.priority, labels: spec.labels))
-        }
+        let newJobs = checked.plans.map(\.job)
         let builtAt = clock.now
 
         // 4. One call: one round trip, one transaction.
@@ -242,16 +228,9 @@ struct SubmitBench: AsyncParsableCommand {
 
         let phases = SubmitReport.Phases(
             parse: (parsedAt - start).seconds,
-            check: (checkedAt - targetsReadAt).seconds,
-            normalise: (normalisedAt - checkedAt).seconds,
-            hash: (hashedAt - normalisedAt).seconds + (builtAt - hashedAt).seconds,
+            plan: (builtAt - targetsReadAt).seconds,
             database: (targetsReadAt - parsedAt).seconds + (end - builtAt).seconds)
         return SubmitReport.Sample(jobs: stored, seconds: (end - start).seconds, clientCPU: cpu, machineBusySeconds: machine, phases: phases)
-    }
-
-    /// Whether any registered target can run `spec`: the same check `tern submit` makes.
-    static func hasCandidate(_ spec: JobSpec, registered: [TargetDefinition]) -> Bool {
-        !CandidateTargets(spec: spec, registered: registered).fitting.isEmpty
     }
 
     /// Runs one pgbench script file, one client, a fixed number of transactions.
@@ -679,16 +658,13 @@ struct SubmitReport: Encodable, Sendable {
     struct Phases: Sendable, Encodable {
         /// YAML to validated JobSpec, every spec.
         var parse: Double
-        /// Target names and candidate targets.
-        var check: Double
-        /// Canonical JSON of every spec.
-        var normalise: Double
-        /// The spec hash of every spec (which encodes the spec again), and building the NewJobs.
-        var hash: Double
+        /// `SubmissionPlan.make`: target names and candidate targets, and each spec's NewJob (its
+        /// canonical JSON and the SHA-256 of that text), in parallel.
+        var plan: Double
         /// Reading the registered targets, and JobRepository.submit.
         var database: Double
 
-        var total: Double { parse + check + normalise + hash + database }
+        var total: Double { parse + plan + database }
     }
 
     /// One measurement.
@@ -728,8 +704,7 @@ struct SubmitReport: Encodable, Sendable {
             guard !all.isEmpty else { return nil }
             func middle(_ values: [Double]) -> Double { values.sorted()[(values.count - 1) / 2] }
             return Phases(
-                parse: middle(all.map(\.parse)), check: middle(all.map(\.check)), normalise: middle(all.map(\.normalise)),
-                hash: middle(all.map(\.hash)), database: middle(all.map(\.database)))
+                parse: middle(all.map(\.parse)), plan: middle(all.map(\.plan)), database: middle(all.map(\.database)))
         }
     }
 
@@ -806,8 +781,7 @@ struct SubmitReport: Encodable, Sendable {
                 clientCPUMicrosecondsPerJob: round(row.clientMicrosPerJob, 10), serverCPUMicrosecondsPerJob: row.serverMicrosPerJob.map { round($0, 10) },
                 otherCPUMicrosecondsPerJob: row.otherMicrosPerJob.map { round($0, 10) }, machineCPUMicrosecondsPerJob: row.machineMicrosPerJob.map { round($0, 10) },
                 phaseSeconds: row.phases.map {
-                    Phases(parse: round($0.parse, 10000), check: round($0.check, 10000), normalise: round($0.normalise, 10000),
-                           hash: round($0.hash, 10000), database: round($0.database, 10000))
+                    Phases(parse: round($0.parse, 10000), plan: round($0.plan, 10000), database: round($0.database, 10000))
                 },
                 allJobsPerSecond: row.samples.map { $0.jobsPerSecond.rounded() })
         }, forKey: .rows)
@@ -846,8 +820,8 @@ struct SubmitReport: Encodable, Sendable {
             "",
             "Where tern submit's time goes (median seconds per measurement, µs per job in brackets):",
             "",
-            "| measurement                              | parse + validate | check targets |      normalise |           hash |         database |   total |",
-            "|------------------------------------------|-----------------:|--------------:|---------------:|---------------:|-----------------:|--------:|",
+            "| measurement                              | parse + validate | check + normalise + hash |         database |   total |",
+            "|------------------------------------------|-----------------:|-------------------------:|-----------------:|--------:|",
         ]
         for row in rows {
             guard let phases = row.phases else { continue }
@@ -856,8 +830,8 @@ struct SubmitReport: Encodable, Sendable {
             }
             let title = row.configuration.title(count: count, defaultBatch: defaultBatch)
             lines.append(
-                "| \(title.padding(toLength: 40, withPad: " ", startingAt: 0)) | \(cell(phases.parse, 16)) | \(cell(phases.check, 13)) | "
-                    + "\(cell(phases.normalise, 14)) | \(cell(phases.hash, 14)) | \(cell(phases.database, 16)) | \(pad(format(phases.total, 3), 7)) |")
+                "| \(title.padding(toLength: 40, withPad: " ", startingAt: 0)) | \(cell(phases.parse, 16)) | \(cell(phases.plan, 24)) | "
+                    + "\(cell(phases.database, 16)) | \(pad(format(phases.total, 3), 7)) |")
         }
         lines += [
             "",

@@ -19,7 +19,7 @@ struct TernBench: AsyncParsableCommand {
             cluster under /tmp and stop it (by PID) at the end. `TernBench SUBCOMMAND --help` \
             lists each one's options; see docs/benchmarks.md for results.
             """,
-        subcommands: [SelectBench.self, SubmitBench.self, SealBench.self],
+        subcommands: [SelectBench.self, SubmitBench.self, SealBench.self, ReplicateBench.self],
         defaultSubcommand: SelectBench.self
     )
 }
@@ -32,10 +32,13 @@ struct SelectBench: AsyncParsableCommand {
         discussion: """
             Initialises the pgbench tables (pgbench -i -s SCALE), then for 1 and 2 clients runs \
             `pgbench -S -M prepared -c N -j N -T SECONDS` and the same single-row SELECT \
-            (`SELECT abalance FROM pgbench_accounts WHERE aid = $1`, random aid) through TernPostgres \
-            for the same time: unprepared, prepared, and pipelined (batches of prepared SELECTs). \
-            Prints queries per second for each and its ratio to pgbench's tps; the goal is prepared \
-            throughput of at least 0.8 of pgbench's.
+            (`SELECT abalance FROM pgbench_accounts WHERE aid = $1`, random aid) through a \
+            TernPostgres pool of N connections for the same time, one task per client: unprepared and \
+            prepared (each client looping in a withConnection body, as a pgbench client holds its \
+            connection), pool-query (a borrow per SELECT), unpinned (prepared, looping on Swift's \
+            cooperative pool instead of the connection's thread) and pipelined (batches of prepared \
+            SELECTs). Prints queries per second for each and its ratio to pgbench's tps; the goal is \
+            prepared throughput of at least 0.8 of pgbench's.
 
             Without --database-url a throwaway PostgreSQL cluster is made under /tmp and stopped \
             (by PID) and removed at the end. Run as root, the cluster runs as the postgres user.
@@ -57,7 +60,7 @@ struct SelectBench: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("SELECTs per pipeline call in pipelined mode.", valueName: "n"))
     var batch: Int = 100
 
-    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("TernPostgres modes to measure: \(Mode.allCases.map(\.rawValue).joined(separator: ", ")). prepared-isolated is a diagnostic: the prepared loop runs on the connection actor itself, without the per-query executor hops.", valueName: "mode"))
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("TernPostgres modes to measure: \(Mode.allCases.map(\.rawValue).joined(separator: ", ")). unpinned is a diagnostic: the prepared loop runs on Swift's cooperative pool, paying two thread switches per query.", valueName: "mode"))
     var modes: [Mode] = Mode.allCases
 
     @Flag(name: .long, help: "Print the results as JSON instead of a table.")
@@ -74,7 +77,7 @@ struct SelectBench: AsyncParsableCommand {
         let pgbenchPath = try Pgbench.locate()
         let server = try await Server.open(databaseURL: databaseURL)
         do {
-            let report = try await measure(on: server.connectionString, pgbenchPath: pgbenchPath)
+            let report = try await measure(on: server, pgbenchPath: pgbenchPath)
             server.close()
             print(json ? report.json() : report.table())
         } catch {
@@ -83,7 +86,8 @@ struct SelectBench: AsyncParsableCommand {
         }
     }
 
-    private func measure(on connectionString: String, pgbenchPath: String) async throws -> Report {
+    private func measure(on server: Server, pgbenchPath: String) async throws -> Report {
+        let connectionString = server.connectionString
         let pgbench = Pgbench(path: pgbenchPath, connectionString: connectionString)
         progress("initialising pgbench tables (scale \(scale))")
         try await pgbench.initialize(scale: scale)
@@ -94,26 +98,33 @@ struct SelectBench: AsyncParsableCommand {
         for count in clients {
             progress("pgbench -S -M prepared -c \(count) -j \(count) -T \(duration)")
             let machineBefore = MachineCPU.busySeconds()
+            let serverBefore = server.cpuSeconds()
             let (tps, transactions, pgbenchCPU) = try await pgbench.selectOnly(clients: count, seconds: duration)
             let pgbenchMachine = MachineCPU.busySeconds().flatMap { after in machineBefore.map { after - $0 } }
-            report.rows.append(.init(mode: nil, clients: count, queries: transactions, queriesPerSecond: tps, pgbenchTPS: tps, clientCPU: pgbenchCPU, machineBusySeconds: pgbenchMachine))
+            let pgbenchServer = server.cpuSeconds().flatMap { after in serverBefore.map { after - $0 } }
+            report.rows.append(.init(
+                mode: nil, clients: count, queries: transactions, queriesPerSecond: tps, pgbenchTPS: tps,
+                clientCPU: pgbenchCPU, serverSeconds: pgbenchServer, machineBusySeconds: pgbenchMachine))
 
-            var connections: [PostgresConnection] = []
-            for _ in 0..<count { connections.append(try await PostgresConnection.connect(connectionString)) }
-            report.serverVersion = connections[0].serverVersion
-            // Warm up: prepare the statement on every connection and touch the plan and buffers.
-            _ = try await workload.run(.prepared, on: connections, for: .milliseconds(300))
+            let pool = try PostgresPool(connectionString: connectionString, maxConnections: count)
+            // Warm up: open the connections, prepare the statement on each, touch the plan and buffers.
+            _ = try await workload.run(.prepared, on: pool, clients: count, for: .milliseconds(300))
+            report.serverVersion = try await pool.withConnection { $0.serverVersion }
             for mode in modes {
                 progress("TernPostgres \(mode.rawValue), \(count) connection(s)")
                 let before = CPUTime.ofThisProcess()
                 let machineBefore = MachineCPU.busySeconds()
-                let (queries, elapsed) = try await workload.run(mode, on: connections, for: seconds)
+                let serverBefore = server.cpuSeconds()
+                let (queries, elapsed) = try await workload.run(mode, on: pool, clients: count, for: seconds)
                 let cpu = CPUTime.ofThisProcess() - before
                 let machine = MachineCPU.busySeconds().flatMap { after in machineBefore.map { after - $0 } }
+                let serverCPU = server.cpuSeconds().flatMap { after in serverBefore.map { after - $0 } }
                 let perSecond = Double(queries) / elapsed.seconds
-                report.rows.append(.init(mode: mode, clients: count, queries: queries, queriesPerSecond: perSecond, pgbenchTPS: tps, clientCPU: cpu, machineBusySeconds: machine))
+                report.rows.append(.init(
+                    mode: mode, clients: count, queries: queries, queriesPerSecond: perSecond, pgbenchTPS: tps,
+                    clientCPU: cpu, serverSeconds: serverCPU, machineBusySeconds: machine))
             }
-            for connection in connections { await connection.close() }
+            await pool.close()
         }
         return report
     }
@@ -164,6 +175,46 @@ struct Server: Sendable {
         } catch {
             FileHandle.standardError.write(Data("tern-bench: warning: \(error); its files are left in \(cluster.root)\n".utf8))
         }
+    }
+}
+
+extension Server {
+    /// CPU time the embedded server has used so far: the postmaster, its live backends, and the
+    /// backends it has reaped. Nil for a server given by URL, whose processes may not be local.
+    func cpuSeconds() -> Double? {
+        guard let embedded, case .running(let pid, _, _) = embedded.status() else { return nil }
+        return ProcessTreeCPU.seconds(root: pid)
+    }
+}
+
+/// CPU time of a process and its children, from /proc/PID/stat.
+enum ProcessTreeCPU {
+    /// `root`'s user + system time and that of the children it has reaped, plus the user + system
+    /// time of its children still in /proc (running, or exited and not yet reaped).
+    static func seconds(root: Int32) -> Double? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        var ticks = 0.0
+        for entry in entries {
+            guard let pid = Int32(entry), let fields = statFields(pid) else { continue }
+            // fields[0] is the state; then ppid, ..., utime at [11], stime [12], cutime [13], cstime [14].
+            guard fields.count > 14, let parent = Int32(fields[1]) else { continue }
+            let times = fields[11...14].compactMap { Double($0) }
+            guard times.count == 4 else { continue }
+            if pid == root {
+                ticks += times.reduce(0, +)
+            } else if parent == root {
+                ticks += times[0] + times[1]
+            }
+        }
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The fields of /proc/PID/stat after the command name (which may itself hold spaces).
+    private static func statFields(_ pid: Int32) -> [Substring]? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")")
+        else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
     }
 }
 

@@ -1,15 +1,22 @@
 import ArgumentParser
 import TernPostgres
 
-/// How the Tern side sends its single-row SELECTs.
+/// How the Tern side sends its single-row SELECTs. Every mode borrows from one `PostgresPool` with
+/// as many connections as clients.
 enum Mode: String, CaseIterable, Sendable, Encodable, ExpressibleByArgument {
-    /// `query(_:)` with `prepared: false`: parse, plan and run every time (unnamed statement).
+    /// `query(_:)` with `prepared: false` in a `withConnection` body: parse, plan and run every time.
     case unprepared
-    /// `query(_:prepared: true)`: a server-side prepared statement, one round trip per SELECT.
+    /// `query(_:prepared: true)` in a `withConnection` body held for the run, as a pgbench client
+    /// holds its connection: a server-side prepared statement, one round trip per SELECT.
     case prepared
-    /// Diagnostic: `.prepared`, but the loop runs isolated to the connection actor (an `isolated`
-    /// parameter), so no query pays the two executor hops (task → connection thread → task).
-    case preparedIsolated = "prepared-isolated"
+    /// `pool.query(_:prepared: true)` per SELECT: a borrow per statement, so each one also moves
+    /// the task from Swift's cooperative pool to the connection's thread and back.
+    case poolQuery = "pool-query"
+    /// Diagnostic: `.prepared` with the body's loop put back on Swift's cooperative pool
+    /// (`withTaskExecutorPreference(globalConcurrentExecutor)`), as code that calls a connection
+    /// from an ordinary task: two thread switches per SELECT. What `prepared` measured before
+    /// `withConnection` ran its body on the connection's thread.
+    case unpinned
     /// `pipeline(_:prepared: true)` with `batch` SELECTs per call: one round trip per batch.
     case pipelined
 }
@@ -40,17 +47,17 @@ struct Workload: Sendable {
         "SELECT abalance FROM pgbench_accounts WHERE aid = \(aid)"
     }
 
-    /// Runs `mode` on every connection at once (one task per connection) for `duration`.
+    /// Runs `mode` from `clients` tasks at once (a task group) for `duration`.
     /// - Returns: SELECTs completed and the wall time they took.
-    func run(_ mode: Mode, on connections: [PostgresConnection], for duration: Duration) async throws -> (queries: Int, elapsed: Duration) {
+    func run(_ mode: Mode, on pool: PostgresPool, clients: Int, for duration: Duration) async throws -> (queries: Int, elapsed: Duration) {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + duration
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for connection in connections {
+            for _ in 0..<clients {
                 group.addTask {
                     var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
-                    return try await loop(mode, on: connection, until: deadline, random: &random)
+                    return try await loop(mode, on: pool, until: deadline, random: &random)
                 }
             }
             return try await group.reduce(0, +)
@@ -58,55 +65,60 @@ struct Workload: Sendable {
         return (total, clock.now - start)
     }
 
-    /// One connection's share: SELECT until the deadline, checking each answer.
-    private func loop(_ mode: Mode, on connection: PostgresConnection, until deadline: ContinuousClock.Instant, random: inout SplitMix64) async throws -> Int {
-        let clock = ContinuousClock()
-        var count = 0
+    /// One client's share: SELECT until the deadline, checking each answer.
+    private func loop(_ mode: Mode, on pool: PostgresPool, until deadline: ContinuousClock.Instant, random: inout SplitMix64) async throws -> Int {
         switch mode {
         case .unprepared, .prepared:
-            let prepared = mode == .prepared
+            return try await pool.withConnection { connection in
+                try await selects(on: connection, prepared: mode == .prepared, until: deadline, random: &random)
+            }
+        case .unpinned:
+            return try await pool.withConnection { connection in
+                try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    try await selects(on: connection, prepared: true, until: deadline, random: &random)
+                }
+            }
+        case .poolQuery:
+            let clock = ContinuousClock()
+            var count = 0
             while clock.now < deadline {
                 let aid = Int32.random(in: 1...accounts, using: &random)
-                let result = try await connection.query(Self.select(aid), prepared: prepared)
-                try check(result)
+                try Self.check(try await pool.query(Self.select(aid), prepared: true))
                 count += 1
             }
-        case .preparedIsolated:
-            let (done, _) = try await Self.isolatedLoop(on: connection, accounts: accounts, until: deadline, random: random)
-            count = done
+            return count
         case .pipelined:
-            var queries: [PostgresQuery] = []
-            queries.reserveCapacity(batch)
-            while clock.now < deadline {
-                queries.removeAll(keepingCapacity: true)
-                for _ in 0..<batch { queries.append(Self.select(Int32.random(in: 1...accounts, using: &random))) }
-                let results = try await connection.pipeline(queries, prepared: true)
-                for result in results { try check(result) }
-                count += results.count
+            return try await pool.withConnection { connection in
+                let clock = ContinuousClock()
+                var count = 0
+                var queries: [PostgresQuery] = []
+                queries.reserveCapacity(batch)
+                while clock.now < deadline {
+                    queries.removeAll(keepingCapacity: true)
+                    for _ in 0..<batch { queries.append(Self.select(Int32.random(in: 1...accounts, using: &random))) }
+                    let results = try await connection.pipeline(queries, prepared: true)
+                    for result in results { try Self.check(result) }
+                    count += results.count
+                }
+                return count
             }
+        }
+    }
+
+    /// One SELECT after another on one connection until the deadline.
+    private func selects(on connection: PostgresConnection, prepared: Bool, until deadline: ContinuousClock.Instant, random: inout SplitMix64) async throws -> Int {
+        let clock = ContinuousClock()
+        var count = 0
+        while clock.now < deadline {
+            let aid = Int32.random(in: 1...accounts, using: &random)
+            try Self.check(try await connection.query(Self.select(aid), prepared: prepared))
+            count += 1
         }
         return count
     }
 
-    /// The prepared loop run on the connection's own executor: each `query` call is then a plain
-    /// call on the same thread, with no switch to another thread and back.
-    private static func isolatedLoop(on connection: isolated PostgresConnection, accounts: Int32, until deadline: ContinuousClock.Instant, random: SplitMix64) async throws -> (Int, SplitMix64) {
-        let clock = ContinuousClock()
-        var random = random
-        var count = 0
-        while clock.now < deadline {
-            let aid = Int32.random(in: 1...accounts, using: &random)
-            let result = try await connection.query(select(aid), prepared: true)
-            try checkRow(result)
-            count += 1
-        }
-        return (count, random)
-    }
-
     /// Every account exists, so every SELECT returns exactly one row with a balance.
-    private func check(_ result: PostgresResult) throws { try Self.checkRow(result) }
-
-    private static func checkRow(_ result: PostgresResult) throws {
+    private static func check(_ result: PostgresResult) throws {
         guard result.count == 1 else { throw BenchError("a SELECT returned \(result.count) rows, expected 1") }
         _ = try result.scalar(Int.self)
     }

@@ -15,6 +15,12 @@ public enum CheckpointPath {
     /// Checked on the UTF-8 bytes, as a file system or store sees them, never on Swift Characters:
     /// a combining mark after `/` joins it into one Character, so `"../\u{301}x".split(separator: "/")`
     /// finds no `/` and `"/\u{301}x".hasPrefix("/")` is false, yet both escape the directory.
+    /// `directory/path` after checking `path` stays inside `directory` (relative, no `.`/`..`).
+    public static func join(_ directory: String, _ path: String) throws(CheckpointError) -> String {
+        if let problem = problem(with: path) { throw CheckpointError("refusing manifest path \"\(path)\": \(problem)") }
+        return directory.hasSuffix("/") ? directory + path : "\(directory)/\(path)"
+    }
+
     public static func problem(with path: String) -> String? {
         let bytes = Array(path.utf8)
         let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")

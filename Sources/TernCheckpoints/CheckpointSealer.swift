@@ -12,6 +12,14 @@ public struct SealedCheckpoint: Sendable {
     public var format: JobSpec.CheckpointFormat
 
     public var totalBytes: Int64 { manifest.totalBytes }
+
+    public init(manifest: CheckpointManifest, manifestJSON: String, sidecar: [UInt8], format: JobSpec.CheckpointFormat) {
+        self.manifest = manifest
+        self.manifestJSON = manifestJSON
+        id = SHA256.hash(manifestJSON).hex
+        self.sidecar = sidecar
+        self.format = format
+    }
 }
 
 /// Turns a complete step directory into a manifest. An incomplete directory is never sealed.
@@ -46,7 +54,7 @@ public struct CheckpointSealer: Sendable {
         let manifest = CheckpointManifest(chunkSize: chunkSize, files: files,
                                           chunks: SidecarReference(sha256: SHA256.hash(sidecar).hex, size: Int64(sidecar.count)))
         let json = manifest.canonicalJSON
-        return SealedCheckpoint(manifest: manifest, manifestJSON: json, id: SHA256.hash(json).hex, sidecar: sidecar, format: format)
+        return SealedCheckpoint(manifest: manifest, manifestJSON: json, sidecar: sidecar, format: format)
     }
 
     static func hex8(_ value: UInt32) -> String {

@@ -24,9 +24,10 @@ public struct HashingProgress: Sendable {
 /// Work is split into chunks (64 MiB by default) across all files, and a fixed set of worker threads
 /// takes chunks in order, so chunks of one large file and of different files are hashed in
 /// parallel. Each worker owns one small read buffer (1 MiB): the data is hashed while it is still in
-/// the CPU cache (SHA-256, then CRC32C over the same bytes), and memory stays at `threads ×
-/// readSize` however large the checkpoint is. Per-chunk CRCs are joined with
-/// ``CRC32C/combine(_:_:lengthOfSecond:)`` into the whole-file value.
+/// the CPU cache, and memory stays at `threads × readSize` however large the checkpoint is. SHA-256
+/// and CRC32C come from one ``SHA256WithCRC32C`` pass, which on CPUs with SHA-NI runs the CRC
+/// instructions under the SHA-256 rounds instead of reading the buffer a second time. Per-chunk
+/// CRCs are joined with ``CRC32C/combine(_:_:lengthOfSecond:)`` into the whole-file value.
 ///
 /// Workers are plain threads, not Swift tasks: `pread` blocks, and the cooperative pool must stay free.
 public struct HashingEngine: Sendable {
@@ -183,8 +184,7 @@ public struct HashingEngine: Sendable {
 
     private static func hashChunk(_ task: Task, descriptor: Int32, buffer: UnsafeMutableRawBufferPointer,
                                   path: String, root: String) throws(CheckpointError) -> ChunkResult {
-        var hasher = SHA256()
-        var crc = CRC32C()
+        var hasher = SHA256WithCRC32C()
         var offset = task.offset
         let end = task.offset + task.length
         while offset < end {
@@ -199,10 +199,10 @@ public struct HashingEngine: Sendable {
             }
             let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             hasher.update(slice)
-            crc.update(slice)
             offset += Int64(count)
         }
-        return ChunkResult(digest: hasher.finalize(), crc: crc.value)
+        let (digest, crc) = hasher.finalize()
+        return ChunkResult(digest: digest, crc: crc)
     }
 
     /// The task cursor, results and first error, shared by the workers.

@@ -46,6 +46,23 @@ import Testing
         #expect(throws: PostgresError.self) { try row.decode(String.self, column: "missing") }
     }
 
+    /// Lookups by name search narrow results in place and index wide ones; both find the first of
+    /// two columns with the same name, on every row.
+    @Test(arguments: [3, 40]) func columnsByNameInNarrowAndWideResults(width: Int) async throws {
+        let pool = try await TestDatabase.freshPool(maxConnections: 1)
+        defer { Task { await pool.close() } }
+        let columns = (0..<width).map { "g + \($0) AS c\($0)" }.joined(separator: ", ")
+        let rows = try await pool.query("SELECT \(unsafeSQL: columns), -g AS c1 FROM generate_series(1, 3) AS g")
+        #expect(rows.columns.count == width + 1)
+        for (position, row) in rows.enumerated() {
+            let g = position + 1
+            #expect(try row.decode(Int.self, column: "c0") == g)
+            #expect(try row.decode(Int.self, column: "c1") == g + 1)
+            #expect(try row.decode(Int.self, column: "c\(width - 1)") == g + width - 1)
+            #expect(throws: PostgresError.self) { try row.decode(Int.self, column: "c\(width)") }
+        }
+    }
+
     @Test func specialFloats() async throws {
         let pool = try await TestDatabase.freshPool(maxConnections: 1)
         defer { Task { await pool.close() } }

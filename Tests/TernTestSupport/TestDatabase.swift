@@ -87,7 +87,8 @@ enum TestClusterCleanup {
     /// A `/tmp/tern-test-<pid>[-anything]` whose test process is gone holds an orphaned cluster: stop it.
     static func stopLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
-        for name in names where name.hasPrefix("tern-test-") {
+        // `-servers` directories hold PID files of other servers; TestServerRegistry stops those.
+        for name in names where name.hasPrefix("tern-test-") && !name.hasSuffix("-servers") {
             let pidText = name.dropFirst("tern-test-".count).prefix { $0 != "-" }
             guard let pid = Int32(pidText), pid != getpid() else { continue }
             if kill(pid, 0) == 0 { continue }

@@ -43,8 +43,13 @@ public enum JobSpecParser {
     }
 
     public static func parse(_ text: String, file: String) -> Result<ParsedJobSpec, SpecValidationError> {
+        parse(text, file: file, keysAsText: true)
+    }
+
+    /// `keysAsText: false` composes with `Resolver.default` only, for tests that compare both ways.
+    static func parse(_ text: String, file: String, keysAsText: Bool) -> Result<ParsedJobSpec, SpecValidationError> {
         let sink = DiagnosticSink(file: file)
-        guard let root = SpecFile.compose(text, sink: sink, what: "a job spec: a mapping with at least name and run") else {
+        guard let root = SpecFile.compose(text, sink: sink, what: "a job spec: a mapping with at least name and run", keysAsText: keysAsText) else {
             return .failure(SpecValidationError(sink.diagnostics))
         }
         var reader = JobSpecReader(cursor: YAMLCursor(node: root, path: "", sink: sink))
@@ -75,7 +80,7 @@ enum SpecFile {
     }
 
     /// The document's root node, or `nil` with a located diagnostic for YAML that does not parse.
-    static func compose(_ text: String, sink: DiagnosticSink, what: String) -> Node? {
+    static func compose(_ text: String, sink: DiagnosticSink, what: String, keysAsText: Bool = true) -> Node? {
         if text.utf8.count > JobSpecParser.maxFileSize {
             sink.report(at: SourceLocation(file: sink.file, line: 1, column: 1), "", "the document is \(text.utf8.count) bytes; at most \(JobSpecParser.maxFileSize) are accepted")
             return nil
@@ -86,7 +91,7 @@ enum SpecFile {
             return nil
         }
         guard aliasesStayOutOfKeys(text, sink: sink) else { return nil }
-        guard let node = composeNode(text, sink: sink) else {
+        guard let node = composeNode(text, sink: sink, asText: keysAsText && hasNoAliasOrTag(text)) else {
             if sink.diagnostics.isEmpty {
                 sink.report(at: SourceLocation(file: sink.file, line: 1, column: 1), "", "the document is empty; expected \(what)")
             }
@@ -100,7 +105,23 @@ enum SpecFile {
     }
 
     /// Yams' tree of `text`, or `nil` (with a diagnostic when the YAML is invalid).
-    private static func composeNode(_ text: String, sink: DiagnosticSink) -> Node? {
+    ///
+    /// With `asText`, the tree is first composed with `Resolver.basic`. Yams looks for duplicate
+    /// keys by hashing every key with its resolved type, and `Resolver.default` finds a key's type
+    /// with up to seven regular expressions; `basic` calls every key a string, with none. The tree
+    /// is the same either way, except the type Yams records for each plain key, which
+    /// `MappingCursor` then reads from the key's text (``DiagnosticSink/keysComposedAsText``).
+    /// That holds only for text with no tags (a key's recorded type could be its tag) and no
+    /// aliases (an alias of an anchored key shares the key's recorded type), which the caller
+    /// checks. Keys equal as text but not as types (`1` and `"1"`) are duplicates to `basic`
+    /// only, so any error composing that way is left to `Resolver.default` to find and report:
+    /// the result, valid or not, is then exactly what the default resolver gives.
+    private static func composeNode(_ text: String, sink: DiagnosticSink, asText: Bool = false) -> Node? {
+        if asText, let node = try? Yams.compose(yaml: text, .basic, .default, .utf8) {
+            sink.keysComposedAsText = true
+            return node
+        }
+        sink.keysComposedAsText = false
         do {
             return try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch let error as YamlError {
@@ -168,6 +189,25 @@ enum SpecFile {
                         "expected a plain mapping key, found the alias *\(name) used as a key; aliases may only stand for values")
         }
         return found.isEmpty
+    }
+
+    /// Whether the text certainly holds no alias (`*name`) and no tag (`!`, `!!str`, `!<…>`), so
+    /// that composing it with `Resolver.basic` is safe (see ``composeNode(_:sink:asText:)``).
+    /// Conservative: a `*` before a name character counts as an alias wherever it stands, and a
+    /// `!` as a tag unless it follows a letter, a digit or `#` (`#!/bin/sh`, `hi!`), where no
+    /// token can start.
+    static func hasNoAliasOrTag(_ text: String) -> Bool {
+        func isAlphanumeric(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        var previous = UInt8(ascii: "\n")
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "!"), !isAlphanumeric(previous), previous != UInt8(ascii: "#") { return false }
+            if previous == UInt8(ascii: "*"), isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") { return false }
+            previous = byte
+        }
+        return true
     }
 
     struct Position: Hashable {

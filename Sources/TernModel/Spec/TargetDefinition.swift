@@ -110,9 +110,14 @@ public enum TargetsFileParser {
     }
 
     public static func parse(_ text: String, file: String) -> Result<[TargetDefinition], SpecValidationError> {
+        parse(text, file: file, keysAsText: true)
+    }
+
+    /// `keysAsText: false` composes with `Resolver.default` only, for tests that compare both ways.
+    static func parse(_ text: String, file: String, keysAsText: Bool) -> Result<[TargetDefinition], SpecValidationError> {
         let sink = DiagnosticSink(file: file)
         let what = "a mapping with targets: NAME: {kind, storage, ...}"
-        guard let root = SpecFile.compose(text, sink: sink, what: what) else { return .failure(SpecValidationError(sink.diagnostics)) }
+        guard let root = SpecFile.compose(text, sink: sink, what: what, keysAsText: keysAsText) else { return .failure(SpecValidationError(sink.diagnostics)) }
         var definitions: [TargetDefinition] = []
         if let document = YAMLCursor(node: root, path: "", sink: sink).mapping(what: what) {
             if let targets = document.required("targets", what: "a mapping of target names to their definitions"),

@@ -5,6 +5,9 @@ internal import Yams
 final class DiagnosticSink {
     let file: String
     private(set) var diagnostics: [SpecDiagnostic] = []
+    /// Set when the tree was composed with `Resolver.basic` (see `SpecFile.composeNode`): Yams then
+    /// resolved every plain mapping key to `str`, so a key's own type comes from its text.
+    var keysComposedAsText = false
 
     init(file: String) { self.file = file }
 
@@ -92,6 +95,8 @@ struct YAMLCursor {
 
     func nonEmptyString(what: String = "a non-empty string") -> String? {
         guard let text = string(what: what) else { return nil }
+        // Text that starts with a visible ASCII character is not blank; skip Foundation's trimming.
+        if let first = text.utf8.first, first > 0x20, first < 0x7F { return text }
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             report("expected \(what), found an empty string")
             return nil
@@ -100,7 +105,7 @@ struct YAMLCursor {
     }
 
     func integer(in range: ClosedRange<Int>, what: String = "a whole number") -> Int? {
-        guard isPlain(.int), let text = scalarText, let value = Int(text.replacingOccurrences(of: "_", with: "")) ?? Self.parseRadix(text) else {
+        guard isPlain(.int), let text = scalarText, let value = Int(Self.withoutUnderscores(text)) ?? Self.parseRadix(text) else {
             report("expected \(what), found \(found)\(quotedNumberHint(whole: true))")
             return nil
         }
@@ -111,6 +116,11 @@ struct YAMLCursor {
         return value
     }
 
+    /// `1_000` as `1000`: YAML allows `_` between digits. Only ASCII text resolves to a number.
+    private static func withoutUnderscores(_ text: String) -> String {
+        text.utf8.contains(UInt8(ascii: "_")) ? String(decoding: text.utf8.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self) : text
+    }
+
     private static func parseRadix(_ text: String) -> Int? {
         if text.hasPrefix("0x") { return Int(text.dropFirst(2), radix: 16) }
         if text.hasPrefix("0o") { return Int(text.dropFirst(2), radix: 8) }
@@ -118,7 +128,7 @@ struct YAMLCursor {
     }
 
     func number(what: String = "a number") -> Double? {
-        guard isPlain(.int) || isPlain(.float), let text = scalarText, let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
+        guard isPlain(.int) || isPlain(.float), let text = scalarText, let value = Double(Self.withoutUnderscores(text)), value.isFinite else {
             report("expected \(what), found \(found)\(quotedNumberHint(whole: false))")
             return nil
         }
@@ -193,8 +203,9 @@ final class MappingCursor {
         var entries: [(key: String, keyNode: Node, value: YAMLCursor)] = []
         var indexes: [String: Int] = [:]
         for (keyNode, valueNode) in mapping {
-            guard case .scalar(let scalar) = keyNode, !scalar.isPlainNull else {
-                cursor.sink.report(keyNode, cursor.path, "expected a field name, found \(YAMLCursor.describe(keyNode)) as a key")
+            guard case .scalar(let scalar) = keyNode, !Self.isNull(key: scalar, sink: cursor.sink) else {
+                let found = keyNode.scalar != nil ? "nothing" : YAMLCursor.describe(keyNode)
+                cursor.sink.report(keyNode, cursor.path, "expected a field name, found \(found) as a key")
                 continue
             }
             // YAML itself rejects `a: 1` twice, but `1: x` and `"1": y` are different keys to it and the same name here.
@@ -209,6 +220,12 @@ final class MappingCursor {
         }
         self.entries = entries
         self.indexes = indexes
+    }
+
+    /// Whether a key is a plain `~`, `null` or nothing: no name at all.
+    private static func isNull(key: Node.Scalar, sink: DiagnosticSink) -> Bool {
+        if sink.keysComposedAsText && key.style == .plain { return PlainScalarType.tagName(of: key.string) == .null }
+        return key.isPlainNull
     }
 
     /// The value of `key`, if present; marks it as known.
@@ -306,11 +323,11 @@ extension Node.Scalar {
     }
 
     /// The resolved YAML type (`int`, `bool`, `null`, `str`, …) of this scalar.
-    /// Plain scalars carry an implicit tag that is resolved from their text on demand; quoted
-    /// ones carry the non-specific tag `!`, which means a string.
+    /// Plain scalars carry an implicit tag that is resolved from their text on demand, as
+    /// `Resolver.default` does; the non-specific tag `!` means a string.
     var tagName: Tag.Name {
         switch tag.rawValue {
-        case Tag.Name.implicit.rawValue: Resolver.default.resolveTag(of: Node.scalar(self))
+        case Tag.Name.implicit.rawValue: PlainScalarType.tagName(of: string)
         case Tag.Name.nonSpecific.rawValue: .str
         case let name: Tag.Name(rawValue: name)
         }

@@ -70,7 +70,7 @@ final class LibPQConnection {
         let sent = send(query, preparedName: preparedName, on: handle)
         guard sent else { throw connectionError(query: query.sql) }
         afterSend()
-        return try collectResults(query: query.sql).last ?? PostgresResult(storage: nil, commandTag: "")
+        return try lastResult(query: query.sql)
     }
 
     /// Sends a statement without waiting (the pipeline sends many before reading any).
@@ -104,13 +104,28 @@ final class LibPQConnection {
 
     /// Reads every result of the statement in flight; throws the first error after draining the rest.
     func collectResults(query: String) throws(PostgresError) -> [PostgresResult] {
-        let handle = try liveHandle()
         var results: [PostgresResult] = []
+        try drainResults(query: query) { results.append($0) }
+        return results
+    }
+
+    /// Reads every result of the statement in flight and returns the last (a single statement has
+    /// one), without collecting them in an array.
+    func lastResult(query: String) throws(PostgresError) -> PostgresResult {
+        var last: PostgresResult?
+        try drainResults(query: query) { last = $0 }
+        return last ?? PostgresResult(storage: nil, commandTag: "")
+    }
+
+    /// Hands each successful result of the statement in flight to `keep`, in order; throws the
+    /// first error once every result has been read, so the connection is ready for the next statement.
+    private func drainResults(query: String, _ keep: (PostgresResult) -> Void) throws(PostgresError) {
+        let handle = try liveHandle()
         var firstError: PostgresError?
         while let result = PQgetResult(handle) {
             switch PQresultStatus(result) {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                results.append(makeResult(result))
+                keep(makeResult(result))
             case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
                 PQclear(result)
                 if firstError == nil {
@@ -125,7 +140,6 @@ final class LibPQConnection {
         }
         if let firstError { throw firstError }
         if !isUsable { throw connectionError(query: query) }
-        return results
     }
 
     func makeResult(_ result: OpaquePointer) -> PostgresResult {
@@ -169,31 +183,44 @@ final class LibPQConnection {
 }
 
 /// Lays the binds out as the C arrays libpq takes; the pointers live only during `body`.
+///
+/// The arrays are temporary allocations (on the stack for the usual handful of parameters), so
+/// binding costs no heap allocation per statement.
 func withParameterArrays<Result>(
     _ binds: [PostgresBind],
     _ body: (Int32, UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
 ) -> Result {
-    if binds.isEmpty { return body(0, nil, nil, nil, nil) }
-    let types = binds.map { Oid($0.type.oid) }
-    let lengths = binds.map { Int32($0.bytes?.count ?? 0) }
-    let formats = binds.map { Int32($0.format == .binary ? 1 : 0) }
+    let count = binds.count
+    if count == 0 { return body(0, nil, nil, nil, nil) }
     // One buffer holds every value, each NUL-terminated (text values need it; binary ignore it).
-    let total = binds.reduce(0) { $0 + ($1.bytes?.count ?? 0) + 1 }
-    let storage = UnsafeMutablePointer<CChar>.allocate(capacity: total)
-    defer { storage.deallocate() }
-    var values = [UnsafePointer<CChar>?](repeating: nil, count: binds.count)
-    var offset = 0
-    for (index, bind) in binds.enumerated() {
-        guard let bytes = bind.bytes else { continue }
-        let start = storage + offset
-        bytes.withUnsafeBufferPointer { buffer in
-            if let base = buffer.baseAddress {
-                UnsafeMutableRawPointer(start).copyMemory(from: base, byteCount: buffer.count)
+    var total = 0
+    for bind in binds { total += (bind.bytes?.count ?? 0) + 1 }
+    return withUnsafeTemporaryAllocation(of: Oid.self, capacity: count) { types in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * count) { lengthsAndFormats in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { values in
+                withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { storage in
+                    let base = storage.baseAddress!
+                    var offset = 0
+                    for (index, bind) in binds.enumerated() {
+                        types[index] = Oid(bind.type.oid)
+                        lengthsAndFormats[index] = Int32(bind.bytes?.count ?? 0)
+                        lengthsAndFormats[count + index] = bind.format == .binary ? 1 : 0
+                        guard let bytes = bind.bytes else {
+                            values[index] = nil
+                            continue
+                        }
+                        let start = base + offset
+                        bytes.withUnsafeBytes { raw in
+                            if let from = raw.baseAddress { UnsafeMutableRawPointer(start).copyMemory(from: from, byteCount: raw.count) }
+                        }
+                        start[bytes.count] = 0
+                        values[index] = UnsafePointer(start)
+                        offset += bytes.count + 1
+                    }
+                    let lengths = UnsafePointer(lengthsAndFormats.baseAddress!)
+                    return body(Int32(count), UnsafePointer(types.baseAddress!), UnsafePointer(values.baseAddress!), lengths, lengths + count)
+                }
             }
         }
-        start[bytes.count] = 0
-        values[index] = UnsafePointer(start)
-        offset += bytes.count + 1
     }
-    return body(Int32(binds.count), types, values, lengths, formats)
 }

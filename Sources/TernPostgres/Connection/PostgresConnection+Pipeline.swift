@@ -11,13 +11,13 @@ extension PostgresConnection {
     /// position. Inside `withTransaction` the failure aborts that transaction as any error would.
     /// - Parameter prepared: use (and create where missing) server-side prepared statements.
     /// - Returns: one result per statement, in order.
-    public func pipeline(_ queries: [PostgresQuery], prepared: Bool = false) async throws -> [PostgresResult] {
+    public nonisolated(nonsending) func pipeline(_ queries: [PostgresQuery], prepared: Bool = false) async throws -> [PostgresResult] {
         if queries.isEmpty { return [] }
         for query in queries {
             if let error = query.encodingError { throw error }
         }
-        return try await cancellable { () throws(PostgresError) in
-            try runPipeline(queries, prepared: prepared)
+        return try await statement { connection throws(PostgresError) in
+            try connection.runPipeline(queries, prepared: prepared)
         }
     }
 

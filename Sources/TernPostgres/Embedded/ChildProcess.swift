@@ -1,4 +1,4 @@
-import Glibc
+public import Glibc
 
 /// Runs a program to completion with posix_spawn and waitpid.
 ///
@@ -13,6 +13,15 @@ public enum ChildProcess {
     public static func run(
         _ path: String, _ arguments: [String], environment: [String]? = nil, outputPath: String, errorPath: String? = nil
     ) throws(PostgresError) -> Int32 {
+        let pid = try spawn(path, arguments, environment: environment, outputPath: outputPath, errorPath: errorPath)
+        return try wait(pid, program: path)
+    }
+
+    /// Starts `path` like ``run(_:_:environment:outputPath:errorPath:)`` and returns its PID without
+    /// waiting; the caller owns the child and must ``wait(_:program:)`` for it (or kill it by that PID).
+    public static func spawn(
+        _ path: String, _ arguments: [String], environment: [String]? = nil, outputPath: String, errorPath: String? = nil
+    ) throws(PostgresError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -47,6 +56,12 @@ public enum ChildProcess {
         guard spawned == 0 else {
             throw PostgresError(code: .embeddedCluster, message: "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
+        return pid
+    }
+
+    /// Waits for a child started by ``spawn(_:_:environment:outputPath:errorPath:)``.
+    /// - Returns: the exit status (128 + signal number when killed by a signal).
+    public static func wait(_ pid: pid_t, program path: String) throws(PostgresError) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR {

@@ -40,19 +40,44 @@ public final class PostgresPool: Sendable {
     }
 
     /// Lends a connection to `body` and takes it back afterwards, whatever `body` does.
+    ///
+    /// `body` runs with the connection's thread as its task's preferred executor, so its nonisolated
+    /// code runs on that thread next to the connection's libpq calls and a query costs no switch
+    /// between threads (the cooperative pool is left alone all the same). Child tasks started in
+    /// `body` inherit that preference and so take turns on the thread, waiting while a query of this
+    /// connection blocks it; give work that must run meanwhile another executor
+    /// (`group.addTask(executorPreference: globalConcurrentExecutor) { … }`). A `body` isolated to
+    /// an actor with its own executor (the main actor) runs there, as before.
     @discardableResult
     public func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let connection = try await acquire()
-        do {
-            let result = try await body(connection)
-            await release(connection)
+        // Handing the connection back happens inside the preference too: the pool's checks on it
+        // are then same-thread calls as well.
+        return try await withTaskExecutorPreference(connection.taskExecutor, isolation: isolation) {
+            let onThread = isolation == nil
+            if onThread {
+                // Onto the connection's thread now, not at the body's first statement, so all of
+                // the body runs there (the runtime may skip the hop on entering this closure).
+                await Task.yield()
+                await connection.adoptBorrower()
+            }
+            let result: Result
+            do {
+                // One cancellation handler for the whole body instead of one per statement.
+                result = try await withTaskCancellationHandler {
+                    try await body(connection)
+                } onCancel: {
+                    connection.cancelStatement()
+                }
+            } catch {
+                await endBorrow(of: connection, onThread: onThread)
+                throw error
+            }
+            await endBorrow(of: connection, onThread: onThread)
             return result
-        } catch {
-            await release(connection)
-            throw error
         }
     }
 
@@ -166,12 +191,19 @@ public final class PostgresPool: Sendable {
         waiter?.resume(returning: .openNew)
     }
 
+    /// After a `withConnection` body: forget its borrower and cancellation, and take the connection back.
+    private func endBorrow(of connection: PostgresConnection, onThread: Bool) async {
+        if onThread { await connection.dropBorrower() }
+        connection.forgetCancellation()
+        await release(connection)
+    }
+
     private func release(_ connection: PostgresConnection) async {
-        var reusable = await connection.isIdle
-        if !reusable, await connection.isUsable {
+        var reusable = await connection.isolated { $0.isIdle }
+        if !reusable, await connection.isolated({ $0.isUsable }) {
             // Handed back inside a transaction (a caller's own BEGIN): roll it back before reuse.
             _ = try? await connection.simpleQuery("ROLLBACK")
-            reusable = await connection.isIdle
+            reusable = await connection.isolated { $0.isIdle }
         }
         guard reusable else {
             await connection.close()

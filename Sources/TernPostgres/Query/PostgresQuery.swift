@@ -76,6 +76,14 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation, CustomS
             sql += text
         }
 
+        /// Inserts another query, its placeholders renumbered after this one's and its parameters
+        /// appended: statements built from program-owned pieces stay fully parameterised.
+        public mutating func appendInterpolation(fragment: PostgresQuery) {
+            if encodingError == nil { encodingError = fragment.encodingError }
+            sql += PostgresQuery.renumberPlaceholders(fragment.sql, by: binds.count)
+            binds += fragment.binds
+        }
+
         private mutating func appendBind<Value: PostgresEncodable>(_ value: Value?) {
             do {
                 binds.append(try PostgresBind(value))
@@ -94,5 +102,35 @@ extension PostgresBind {
         self.type = type
         self.bytes = nil
         self.format = .text
+    }
+}
+
+extension PostgresQuery {
+    /// `sql` with every `$n` placeholder (outside quoted text) shifted by `offset`.
+    static func renumberPlaceholders(_ sql: String, by offset: Int) -> String {
+        guard offset > 0 else { return sql }
+        var result = ""
+        var characters = Array(sql)[...]
+        var quote: Character?
+        while let character = characters.popFirst() {
+            if let open = quote {
+                if character == open { quote = nil }
+                result.append(character)
+                continue
+            }
+            if character == "'" || character == "\"" {
+                quote = character
+                result.append(character)
+                continue
+            }
+            if character == "$", let first = characters.first, first.isASCII, first.isNumber {
+                let digits = characters.prefix { $0.isASCII && $0.isNumber }
+                characters = characters.dropFirst(digits.count)
+                result += "$\(Int(String(digits))! + offset)"
+                continue
+            }
+            result.append(character)
+        }
+        return result
     }
 }

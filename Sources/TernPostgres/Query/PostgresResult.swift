@@ -1,24 +1,46 @@
 internal import CLibPQ
+import Synchronization
 
 /// Owns a libpq `PGresult`. A PGresult is immutable once made, so reading it from any thread is safe.
 final class ResultStorage: @unchecked Sendable {
     let handle: OpaquePointer
     let rowCount: Int
     let columns: [PostgresColumn]
-    let columnIndex: [String: Int]
+    /// Column name → first position with that name, built on the first lookup by name of a wide
+    /// result; most results are read by position, and narrow ones are searched in place.
+    private let nameIndex = Mutex<[String: Int]?>(nil)
+    /// Up to this many columns, a lookup by name compares names in order instead of hashing.
+    private static let scanLimit = 12
 
     init(_ handle: OpaquePointer) {
         self.handle = handle
         rowCount = Int(PQntuples(handle))
+        let count = Int(PQnfields(handle))
         var columns: [PostgresColumn] = []
-        var index: [String: Int] = [:]
-        for column in 0..<Int(PQnfields(handle)) {
+        columns.reserveCapacity(count)
+        for column in 0..<count {
             let name = String(cString: PQfname(handle, Int32(column)))
             columns.append(PostgresColumn(name: name, type: PostgresDataType(oid: PQftype(handle, Int32(column)))))
-            if index[name] == nil { index[name] = column }
         }
         self.columns = columns
-        self.columnIndex = index
+    }
+
+    /// The position of the first column called `name`.
+    func position(of name: String) -> Int? {
+        if columns.count <= Self.scanLimit {
+            return columns.firstIndex { $0.name == name }
+        }
+        return nameIndex.withLock { index in
+            if index == nil {
+                var built: [String: Int] = [:]
+                built.reserveCapacity(columns.count)
+                for (position, column) in columns.enumerated() where built[column.name] == nil {
+                    built[column.name] = position
+                }
+                index = built
+            }
+            return index?[name]
+        }
     }
 
     deinit { PQclear(handle) }
@@ -102,7 +124,7 @@ public struct PostgresRow: Sendable {
 
     /// Decodes the column with a name (the first one, when several share it).
     public func decode<Value: PostgresDecodable>(_ type: Value.Type = Value.self, column name: String) throws(PostgresError) -> Value {
-        guard let position = storage.columnIndex[name] else {
+        guard let position = storage.position(of: name) else {
             let known = storage.columns.map(\.name).joined(separator: ", ")
             throw PostgresError(code: .decoding, message: "the result has no column \"\(name)\" (it has: \(known))")
         }

@@ -17,7 +17,7 @@ struct CheckpointCommand: AsyncParsableCommand {
             """,
         subcommands: [
             CheckpointSealCommand.self, CheckpointVerifyCommand.self, CheckpointShowCommand.self, CheckpointDiffCommand.self,
-            CheckpointCommitCommand.self,
+            CheckpointCommitCommand.self, CheckpointPushCommand.self, CheckpointPullCommand.self, CheckpointStatusCommand.self,
         ])
 }
 

@@ -195,16 +195,27 @@ final class ProgressReporter: Sendable {
     }
 
     func report(_ progress: HashingProgress) {
-        guard shows(total: progress.bytesTotal) else { return }
+        report(done: progress.bytesDone, total: progress.bytesTotal)
+    }
+
+    /// Shows `done` of `total` bytes, the rate so far and, while unfinished, the time left at that rate.
+    /// A `total` of 0 means unknown: then only the bytes so far and the rate are shown.
+    func report(done bytesDone: Int64, total bytesTotal: Int64) {
+        guard bytesTotal == 0 ? (forced || terminal) : shows(total: bytesTotal) else { return }
         let elapsed = ContinuousClock.now - start
-        let done = progress.bytesDone >= progress.bytesTotal
+        let done = bytesTotal > 0 && bytesDone >= bytesTotal
         state.withLock { state in
             let interval: Duration = terminal ? .milliseconds(100) : .seconds(1)
             if !done, let last = state.lastShown, elapsed - last < interval { return }
             state.lastShown = elapsed
-            let percent = progress.bytesTotal > 0 ? Int(Double(progress.bytesDone) * 100 / Double(progress.bytesTotal)) : 100
-            let text = "\(verb) \(byteText(progress.bytesDone)) of \(byteText(progress.bytesTotal)) (\(percent)%), "
-                + rateText(bytes: progress.bytesDone, seconds: elapsed.seconds)
+            let percent = bytesTotal > 0 ? Int(Double(bytesDone) * 100 / Double(bytesTotal)) : 100
+            var text = bytesTotal == 0
+                ? "\(verb) \(byteText(bytesDone)), " + rateText(bytes: bytesDone, seconds: elapsed.seconds)
+                : "\(verb) \(byteText(bytesDone)) of \(byteText(bytesTotal)) (\(percent)%), " + rateText(bytes: bytesDone, seconds: elapsed.seconds)
+            let rate = Double(bytesDone) / max(elapsed.seconds, 0.001)
+            if !done, bytesTotal > 0, bytesDone > 0, rate > 0 {
+                text += ", \(Int((Double(bytesTotal - bytesDone) / rate).rounded(.up)))s left"
+            }
             if terminal {
                 let padding = String(repeating: " ", count: max(0, state.shownLength - text.count))
                 FileHandle.standardError.write(Data("\r\(text)\(padding)".utf8))

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import TernCheckpoints
+import TernModel
+import TernStorage
 import TernControl
 import TernPostgres
 
@@ -8,25 +10,46 @@ import TernPostgres
 struct CheckpointVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Re-read a directory and compare it with a checkpoint's manifest, byte for byte.",
+        abstract: "Check a directory against a checkpoint's manifest, or a checkpoint's copy on a store.",
         discussion: """
-            Every file is hashed again. Prints OK when DIR holds exactly the checkpoint (exit code 0); \
-            otherwise every missing, extra, resized and changed file (exit code 1), a changed file with \
-            the exact byte ranges [start, end) of its 64 MiB chunks that differ. FILE is a manifest \
-            (<id>.json); its chunk sidecar is read from the same path with .json replaced by .chunks \
-            when that file exists (without it a changed file is reported whole). CKPT is an id or a \
-            unique prefix of one, read from the database.
+            tern checkpoint verify DIR --manifest FILE|CKPT: every file of DIR is hashed again. Prints \
+            OK when DIR holds exactly the checkpoint (exit code 0); otherwise every missing, extra, \
+            resized and changed file (exit code 1), a changed file with the exact byte ranges \
+            [start, end) of its 64 MiB chunks that differ. FILE is a manifest (<id>.json); its chunk \
+            sidecar is read from the same path with .json replaced by .chunks when that file exists \
+            (without it a changed file is reported whole). CKPT is an id or a unique prefix of one, \
+            read from the database.
+
+            tern checkpoint verify CKPT --on TARGET|URL [--deep]: checks the copy on a store: the \
+            commit marker, the manifest, and every file's size, version and store checksum (level L1); \
+            with --deep every byte is read back and compared chunk by chunk (L2). A copy that fails is \
+            demoted: its commit marker is deleted and its replica marked corrupt, so no job resumes \
+            from it (a later push repairs it). Exit code 1 when the copy is not consistent.
             """)
 
-    @Argument(help: ArgumentHelp("The directory to check.", valueName: "dir")) var directory: String
-    @Option(help: ArgumentHelp("A manifest file, or a checkpoint id or unique prefix.", valueName: "file|ckpt")) var manifest: String
-    @Flag(help: "Show hashing progress on standard error even when it is not a terminal.") var progress = false
+    @Argument(help: ArgumentHelp("The directory to check, or with --on the checkpoint id (prefix).", valueName: "dir|ckpt")) var subject: String
+    @Option(help: ArgumentHelp("A manifest file, or a checkpoint id or unique prefix.", valueName: "file|ckpt")) var manifest: String?
+    @Option(help: ArgumentHelp("Check the copy on this target or store URL instead of a directory.", valueName: "target|url")) var on: String?
+    @Flag(help: "With --on, read every byte back from the store (level L2).") var deep = false
+    @Flag(help: "Show progress on standard error even when it is not a terminal.") var progress = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var access: StoreAccessOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var migrations: MigrationsOptions
 
+    func validate() throws {
+        if on == nil && manifest == nil { throw ValidationError("give --manifest FILE|CKPT to check a directory, or --on TARGET|URL to check a store's copy") }
+        if on != nil && manifest != nil { throw ValidationError("--on checks a stored copy of CKPT; --manifest is for checking a directory") }
+        if on == nil && deep { throw ValidationError("--deep goes with --on (a directory is always read whole)") }
+    }
+
     func run() async throws {
-        let reference = try CheckpointReference.classify(manifest)
+        if let on {
+            try await verifyOnStore(on)
+            return
+        }
+        let directory = subject
+        let reference = try CheckpointReference.classify(manifest!)
         guard let checkpoint = try await CheckpointLoader.load([reference], database: database, migrations: migrations).first else { return }
         let reporter = ProgressReporter(verb: "verifying", forced: progress)
         let report: VerificationReport
@@ -44,6 +67,46 @@ struct CheckpointVerifyCommand: AsyncParsableCommand {
             print(Self.text(report, directory: directory, hasSidecar: checkpoint.sidecar != nil))
         }
         if !report.isIdentical { throw ExitCode(1) }
+    }
+
+    private func verifyOnStore(_ destination: String) async throws {
+        let consistent = try await database.withPool(migrations: migrations) { pool -> Bool in
+            let stored = try await storedCheckpoint(subject, repository: CheckpointRepository(pool: pool))
+            let sealed = SealedCheckpoint(manifest: stored.manifest, manifestJSON: stored.manifestJSON, sidecar: stored.sidecar,
+                                          format: JobSpec.CheckpointFormat(rawValue: stored.format) ?? .marker)
+            let selected = try await SelectedStore.open(destination, access: access, pool: pool)
+            let journal = ReplicaRepository(pool: pool).journal(checkpointID: sealed.id, store: selected.url, target: selected.target,
+                                                                replicator: replicatorName(), isAbandoned: replicatorIsGone)
+            let result: ReplicaVerification
+            do {
+                result = try await withTransferProgress(verb: "reading back", total: deep ? sealed.totalBytes : 0, forced: progress && deep) { transfer in
+                    try await Replicator(store: selected.store, progress: transfer).verify(sealed, journal: journal, deep: deep)
+                }
+                if !result.problems.isEmpty && result.committed {
+                    try await Replicator(store: selected.store).demote(sealed.id, journal: journal, reason: result.problems.map(\.description).joined(separator: "; "))
+                } else if result.isConsistent && deep {
+                    // Promote to L2 under a claim, like any other write to the replica.
+                    _ = try await journal.claim()
+                    try await journal.transition(to: .committed, level: .l2, error: nil)
+                    await journal.release()
+                }
+            } catch let error as StoreError {
+                throw CommandFailure(message: error.description)
+            }
+            if json {
+                try printJSON(result, convertKeys: false)
+            } else if result.isConsistent {
+                print("OK: \(sealed.id) is consistent on \(selected.target ?? selected.url.description) at \(result.level.rawValue) (\(result.filesChecked) objects\(deep ? ", \(byteText(result.bytesRead)) read back" : ""))")
+            } else {
+                var lines = ["NOT CONSISTENT: \(sealed.id) on \(selected.target ?? selected.url.description):"]
+                if !result.committed { lines.append("  not committed (no commit marker)") }
+                for problem in result.problems { lines.append("  \(problem)") }
+                if !result.problems.isEmpty && result.committed { lines.append("demoted: the commit marker was removed and the replica marked corrupt; `tern checkpoint push` repairs it") }
+                print(lines.joined(separator: "\n"))
+            }
+            return result.isConsistent
+        }
+        if !consistent { throw ExitCode(1) }
     }
 
     static func text(_ report: VerificationReport, directory: String, hasSidecar: Bool) -> String {

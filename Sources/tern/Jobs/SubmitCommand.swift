@@ -35,11 +35,12 @@ struct SubmitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // 1. Every file on its own: syntax, types, ranges. No database needed for this part.
+        // 1. Every file on its own: syntax, types, ranges. No database needed for this part; the
+        // files are parsed in parallel, and their results and problems stay in argument order.
         var parsed: [(file: String, spec: ParsedJobSpec)] = []
         var diagnostics: [SpecDiagnostic] = []
-        for file in files {
-            switch JobSpecParser.parse(fileAt: file) {
+        for (file, result) in zip(files, await JobSpecParser.parse(files.map(JobSpecSource.file))) {
+            switch result {
             case .success(let spec): parsed.append((file, spec))
             case .failure(let error): diagnostics += error.diagnostics
             }
@@ -51,27 +52,10 @@ struct SubmitCommand: AsyncParsableCommand {
     }
 
     private func submit(_ parsed: [(file: String, spec: ParsedJobSpec)], pool: PostgresPool) async throws {
-        var diagnostics: [SpecDiagnostic] = []
         let targets = try await TargetRepository(pool: pool).definitions()
-        let known = Set(targets.map(\.name))
-        var plans: [SubmissionPlan] = []
-        for (file, spec) in parsed {
-            let unknown = spec.unknownTargets(known: known)
-            if !unknown.isEmpty {
-                diagnostics += unknown
-                continue
-            }
-            let candidates = CandidateTargets(spec: spec.spec, registered: targets)
-            if candidates.fitting.isEmpty {
-                let reasons = candidates.rejected.map { "\($0.name): \($0.reason)" }
-                let why = targets.isEmpty ? "no targets are registered (run `tern targets apply FILE`)" : reasons.joined(separator: "; ")
-                diagnostics.append(SpecDiagnostic(location: SourceLocation(file: file, line: 1, column: 1), path: "",
-                                                  message: "no registered target can run this job: \(why)"))
-                continue
-            }
-            plans.append(SubmissionPlan(file: file, spec: spec.spec, candidates: candidates))
-        }
-        if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics) }
+        let checked = await SubmissionPlan.make(for: parsed, registered: targets)
+        if !checked.problems.isEmpty { throw SpecProblems(diagnostics: checked.problems) }
+        var plans = checked.plans
 
         if dryRun {
             try printDryRun(plans)
@@ -79,11 +63,10 @@ struct SubmitCommand: AsyncParsableCommand {
         }
 
         // 3. One batch, one round trip: all the files are stored, or none is.
-        let newJobs = plans.enumerated().map { index, plan in
-            NewJob(spec: plan.spec,
-                   submitKey: idempotencyKey.map { files.count == 1 ? $0 : "\($0)-\(index + 1)" })
+        if let idempotencyKey {
+            for index in plans.indices { plans[index].job.submitKey = files.count == 1 ? idempotencyKey : "\(idempotencyKey)-\(index + 1)" }
         }
-        let records = try await JobRepository(pool: pool).submit(newJobs)
+        let records = try await JobRepository(pool: pool).submit(plans.map(\.job))
         if json {
             try printJSON(records.map(JobSummaryJSON.init), convertKeys: false)
         } else {
@@ -95,7 +78,7 @@ struct SubmitCommand: AsyncParsableCommand {
     private func printDryRun(_ plans: [SubmissionPlan]) throws {
         if json {
             try printJSON(plans.map { plan in
-                DryRunJSON(file: plan.file, specHash: plan.spec.specHash, spec: CanonicalJSON.value(of: plan.spec),
+                DryRunJSON(file: plan.file, specHash: plan.job.specHash, spec: CanonicalJSON.value(of: plan.spec),
                            candidates: plan.candidates.fitting.map(\.name),
                            rejected: plan.candidates.rejected.map { .init(target: $0.name, reason: $0.reason) })
             }, convertKeys: false)
@@ -103,20 +86,13 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         for plan in plans {
             print("\(plan.file): valid; nothing submitted (--dry-run)")
-            print("spec_hash: \(plan.spec.specHash)")
+            print("spec_hash: \(plan.job.specHash)")
             print("normalised spec:")
-            print(plan.spec.canonicalJSON)
+            print(plan.job.specJSON)
             print("candidate targets: \(plan.candidates.fitting.map(\.name).joined(separator: ", "))")
             for rejected in plan.candidates.rejected { print("  not \(rejected.name): \(rejected.reason)") }
         }
     }
-}
-
-/// One validated file and where it could run.
-struct SubmissionPlan {
-    var file: String
-    var spec: JobSpec
-    var candidates: CandidateTargets
 }
 
 /// Validation problems from one or more files; printed like a compiler's, exit code 2.
