@@ -37,8 +37,10 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
         // keep the executor, and so the thread, alive forever.
         let serial = actorExecutor.asUnownedSerialExecutor()
         let task = UnownedTaskExecutor(ordinary: self)
-        let thread = Thread { queue.drain(serial: serial, task: task) }
-        thread.name = name
+        let thread = Thread {
+            nameCurrentThread(name)
+            queue.drain(serial: serial, task: task)
+        }
         // libpq needs little stack; 512 KiB keeps a pool of many connections cheap.
         thread.stackSize = 512 * 1024
         thread.start()
@@ -162,6 +164,13 @@ private final class WorkQueue: @unchecked Sendable {
             batch.removeAll(keepingCapacity: true)
         }
     }
+}
+
+/// Names the calling thread for `top -H`, debuggers and /proc (Linux keeps 15 bytes). Set before
+/// the thread starts, Foundation's `Thread.name` does not reach the OS thread on Linux: the thread
+/// kept the name of the one that made it (a dispatch worker's).
+func nameCurrentThread(_ name: String) {
+    Thread.current.name = name
 }
 
 /// Carries a non-Sendable value (a libpq handle) from the thread that made it to its owner.

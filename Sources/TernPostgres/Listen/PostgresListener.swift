@@ -45,8 +45,10 @@ public enum PostgresListener {
         let loop = ListenerLoop(
             connectionString: connectionString, channels: channels, control: control, continuation: continuation,
             reconnectDelay: reconnectDelay, maxReconnectDelay: maxReconnectDelay)
-        let thread = Thread { loop.run() }
-        thread.name = "tern-postgres-listen"
+        let thread = Thread {
+            nameCurrentThread("tern-pg-listen")
+            loop.run()
+        }
         thread.start()
         return stream
     }
