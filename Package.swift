@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
         // SHA-256 on the SHA extensions with CRC32C computed in the same loop, for sealing; TernCrypto falls back to OpenSSL without SHA-NI.
         .target(name: "CSHA256CRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+        // Linux calls Swift cannot make itself (prctl is variadic), for the node agent.
+        .target(name: "CTernSystem"),
 
         .target(
             name: "TernPostgres",
@@ -40,12 +42,17 @@ let package = Package(
         .target(name: "TernCheckpoints", dependencies: ["TernCrypto", "TernModel", "TernStorage"], swiftSettings: strictSettings),
         // Object stores (file, S3, GCS, Azure Blob) over Tern's own HTTP/1.1 client, signed with TernCrypto.
         .target(name: "TernStorage", dependencies: ["TernCrypto", "COpenSSL"], swiftSettings: strictSettings),
-        // Repositories over PostgreSQL: targets, jobs, attempts and their events.
-        .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres", "TernCheckpoints"], swiftSettings: strictSettings),
+        // Executors: local processes, Slurm, and the no-op executor the scheduler benchmark uses.
+        .target(name: "TernExecutors", dependencies: ["TernModel"], swiftSettings: strictSettings),
+        // Repositories over PostgreSQL (targets, jobs, attempts, checkpoints, replicas) and the scheduler.
+        .target(name: "TernControl", dependencies: ["TernModel", "TernPostgres", "TernCheckpoints", "TernStorage", "TernExecutors"], swiftSettings: strictSettings),
+        // `tern agent`: restores, runs, seals and commits checkpoints, heartbeats, on every node.
+        .target(name: "TernAgent", dependencies: ["TernControl", "TernExecutors", "TernCheckpoints", "TernStorage", "TernPostgres", "CTernSystem"],
+                swiftSettings: strictSettings),
         .executableTarget(
             name: "tern",
             dependencies: [
-                "TernPostgres", "TernCrypto", "TernModel", "TernControl", "TernCheckpoints", "TernStorage",
+                "TernPostgres", "TernCrypto", "TernModel", "TernControl", "TernCheckpoints", "TernStorage", "TernExecutors", "TernAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -53,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "TernBench",
             dependencies: [
-                "TernPostgres", "TernModel", "TernControl", "TernCheckpoints", "TernCrypto", "TernStorage",
+                "TernPostgres", "TernModel", "TernControl", "TernCheckpoints", "TernCrypto", "TernStorage", "TernExecutors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -68,6 +75,8 @@ let package = Package(
         .testTarget(name: "TernStorageTests", dependencies: ["TernStorage", "TernCrypto", "TernCheckpoints", "TernPostgres", "TernTestSupport"], resources: [.copy("Fixtures")], swiftSettings: strictSettings),
         .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernStorage", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "TernSchedulerTests", dependencies: ["TernControl", "TernExecutors", "TernModel", "TernPostgres", "TernTestSupport"],
+                    swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )

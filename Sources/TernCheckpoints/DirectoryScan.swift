@@ -13,7 +13,14 @@ public struct ScannedFile: Sendable, Hashable {
 /// Why a directory cannot be sealed or verified.
 public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// True when the error proves a store's copy is not a consistent checkpoint (no commit marker,
+    /// a manifest or chunk that does not match), as opposed to a failure on the way (network, disk):
+    /// such a copy must be demoted and never resumed from.
+    public var storeCopyIsBad: Bool
+    public init(_ description: String, storeCopyIsBad: Bool = false) {
+        self.description = description
+        self.storeCopyIsBad = storeCopyIsBad
+    }
 }
 
 /// Lists the regular files under a step directory, refusing anything that is not one.

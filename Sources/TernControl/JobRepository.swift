@@ -15,23 +15,28 @@ public struct NewJob: Sendable, Hashable, Codable {
     /// An idempotency key: submitting a job whose key is already stored returns the stored job and
     /// writes nothing, so a client may retry a submission whose answer it never saw.
     public var submitKey: String?
+    /// The absolute directory the spec's relative `workdir` is resolved against on local and Slurm
+    /// targets: where `tern submit` ran. Not part of the spec or its hash.
+    public var workdirBase: String?
 
-    public init(name: String, specJSON: String, specHash: String, priority: Int = 0, labels: [String: String] = [:], submitKey: String? = nil) {
+    public init(name: String, specJSON: String, specHash: String, priority: Int = 0, labels: [String: String] = [:], submitKey: String? = nil,
+                workdirBase: String? = nil) {
         self.name = name
         self.specJSON = specJSON
         self.specHash = specHash
         self.priority = priority
         self.labels = labels
         self.submitKey = submitKey
+        self.workdirBase = workdirBase
     }
 }
 
 extension NewJob {
     /// The job to store for a validated spec: its canonical JSON and hash, encoded once.
-    public init(spec: JobSpec, submitKey: String? = nil) {
+    public init(spec: JobSpec, submitKey: String? = nil, workdirBase: String? = nil) {
         let normalised = spec.normalised
         self.init(name: spec.name, specJSON: normalised.json, specHash: normalised.hash, priority: spec.priority,
-                  labels: spec.labels, submitKey: submitKey)
+                  labels: spec.labels, submitKey: submitKey, workdirBase: workdirBase)
     }
 }
 
@@ -257,6 +262,9 @@ public struct JobRepository: Sendable {
         var queries = try batches.map { try Self.submitStatement(jobs[$0]) }
         let keys = jobs.compactMap(\.submitKey)
         if !keys.isEmpty { queries.insert(Self.keyStripeLocks(keys), at: 0) }
+        // One notification per submission, not per job (a NOTIFY per row costs the server dearly):
+        // it wakes the schedulers, and is delivered only if the submission commits.
+        queries.append(Self.wakeSchedulers)
 
         // The key stripes rule out deadlocks between submissions; a retry is for anything else
         // transient (the whole implicit transaction was rolled back, so sending it again is safe).
@@ -273,6 +281,7 @@ public struct JobRepository: Sendable {
             }
         }
         if !keys.isEmpty { answers.removeFirst() }
+        answers.removeLast()
 
         var results = [JobRecord?](repeating: nil, count: jobs.count)
         var byKey: [String: JobRecord] = [:]
@@ -355,6 +364,7 @@ public struct JobRepository: Sendable {
         let priorities = jobs.map(\.priority)
         let labels = jobs.map { labelsJSON($0.labels) }
         let keys = NullableTextArray(jobs.map(\.submitKey))
+        let bases = NullableTextArray(jobs.map(\.workdirBase))
         // `input` is MATERIALIZED (gen_random_uuid() is volatile, so it would be anyway): each input
         // row gets one id, which the final SELECT joins back to its position.
         // A freshly inserted job comes back as its id, position and the columns the database
@@ -364,12 +374,13 @@ public struct JobRepository: Sendable {
         return """
             WITH input AS MATERIALIZED (
                 SELECT gen_random_uuid() AS id, i.*
-                FROM unnest(\(names)::text[], \(specs)::text[], \(hashes)::text[], \(priorities)::int8[], \(labels)::text[], \(keys)::text[])
-                     WITH ORDINALITY AS i(name, spec, spec_hash, priority, labels, submit_key, ord)
+                FROM unnest(\(names)::text[], \(specs)::text[], \(hashes)::text[], \(priorities)::int8[], \(labels)::text[], \(keys)::text[],
+                            \(bases)::text[])
+                     WITH ORDINALITY AS i(name, spec, spec_hash, priority, labels, submit_key, workdir_base, ord)
             ),
             inserted AS (
-                INSERT INTO jobs (id, name, spec, spec_hash, priority, labels, submit_key)
-                SELECT id, name, spec::jsonb, spec_hash, priority, labels::jsonb, submit_key FROM input ORDER BY ord
+                INSERT INTO jobs (id, name, spec, spec_hash, priority, labels, submit_key, workdir_base)
+                SELECT id, name, spec::jsonb, spec_hash, priority, labels::jsonb, submit_key, workdir_base FROM input ORDER BY ord
                 ON CONFLICT (submit_key) DO NOTHING
                 RETURNING id, state, restarts, preemptions, created_at, updated_at
             ),
@@ -540,11 +551,19 @@ public struct JobRepository: Sendable {
                     SELECT id, \(transition.event.name), \(transition.from.rawValue), \(transition.to.rawValue), \(transition.reason?.rawValue)
                     FROM moved
                     """)
+                try await connection.query(Self.wakeSchedulers)
                 return CancelOutcome(
                     from: transition.from, to: transition.to, verdict: .moved, message: "\(transition.from.rawValue) → \(transition.to.rawValue)")
             }
         }
     }
+
+    /// The channel schedulers listen on: a submission, a cancel or a move notifies it, so a
+    /// scheduler acts at once instead of at its next poll.
+    public static let schedulerChannel = "tern_jobs"
+
+    /// `NOTIFY tern_jobs`, as a statement of the transaction that made the change.
+    static let wakeSchedulers: PostgresQuery = "SELECT pg_notify(\(schedulerChannel), '')"
 
     /// Where a cancel request takes a job in `state`: the shared job state machine decides, so the
     /// CLI and the scheduler agree (pending → cancelled; starting, running, recovering, migrating →

@@ -170,6 +170,21 @@ public struct TargetRepository: Sendable {
         }
     }
 
+    /// The target every embedded installation has without configuration: this machine's processes
+    /// (the local executor), with a file store under `$TERN_HOME/stores/local`.
+    public static func defaultLocal(home: String) -> TargetDefinition {
+        TargetDefinition(name: "local", kind: .local, region: nil, storage: "file://\(home)/stores/local", accelerators: [], maxNodes: 8,
+                         spot: false, settings: [:], credentialsFile: nil, labels: ["default": "true"])
+    }
+
+    /// Stores `target` unless a target of that name exists: a user's own definition of the name wins.
+    /// - Returns: true when it was stored now.
+    @discardableResult
+    public func ensure(_ target: TargetDefinition) async throws -> Bool {
+        if try await !existing(names: [target.name]).isEmpty { return false }
+        return try await !apply([target]).created.isEmpty
+    }
+
     /// Which of `names` are stored targets (to check a spec's `placement.targets` before submitting).
     public func existing(names: [String]) async throws -> Set<String> {
         if names.isEmpty { return [] }

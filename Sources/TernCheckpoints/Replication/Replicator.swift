@@ -370,25 +370,25 @@ public struct Replicator: Sendable {
     /// beside `directory` and renamed into place only when all of them check out.
     public func restore(id: String, to directory: String) async throws -> RestoredCheckpoint {
         guard let marker = try? await store.getBytes(StoreLayout.commitMarker(id: id)), marker == Array(id.utf8) else {
-            throw CheckpointError("\(store.url): checkpoint \(id.prefix(12)) is not committed on this store (no \(StoreLayout.commitMarker(id: id))); refusing to restore from it")
+            throw CheckpointError("\(store.url): checkpoint \(id.prefix(12)) is not committed on this store (no \(StoreLayout.commitMarker(id: id))); refusing to restore from it", storeCopyIsBad: true)
         }
         let manifestBytes = try await store.getBytes(StoreLayout.manifest(id: id))
         guard SHA256.hash(manifestBytes).hex == id else {
-            throw CheckpointError("\(store.url): the stored manifest of \(id.prefix(12)) does not hash to its id")
+            throw CheckpointError("\(store.url): the stored manifest of \(id.prefix(12)) does not hash to its id", storeCopyIsBad: true)
         }
         let manifestJSON = String(decoding: manifestBytes, as: UTF8.self)
         let manifest: CheckpointManifest
         do {
             manifest = try CheckpointManifest.parse(manifestJSON)
         } catch {
-            throw CheckpointError("\(store.url): \(error)")
+            throw CheckpointError("\(store.url): \(error)", storeCopyIsBad: true)
         }
         let sidecar = try await store.getBytes(StoreLayout.sidecar(id: id))
         let digests: [[SHA256Digest]]
         do {
             digests = try ChunkSidecar.decode(sidecar, for: manifest)
         } catch {
-            throw CheckpointError("\(store.url): \(error)")
+            throw CheckpointError("\(store.url): \(error)", storeCopyIsBad: true)
         }
 
         var info = stat()
@@ -429,7 +429,7 @@ public struct Replicator: Sendable {
         let (complete, bad) = sink.finish()
         guard complete, bad.isEmpty else {
             let ranges = bad.map { "bytes \($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
-            throw CheckpointError("\(store.url): \(file.path) does not match the manifest\(ranges.isEmpty ? " (incomplete)" : " at \(ranges)"); refusing to restore it")
+            throw CheckpointError("\(store.url): \(file.path) does not match the manifest\(ranges.isEmpty ? " (incomplete)" : " at \(ranges)"); refusing to restore it", storeCopyIsBad: true)
         }
         guard fsync(fd) == 0 else { throw CheckpointError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
     }

@@ -33,6 +33,10 @@ public enum LossCause: String, Sendable, Hashable, CaseIterable, Codable {
     case nodeLost = "node_lost"
     /// The agent could not renew its lease and stopped itself.
     case leaseLost = "lease_lost"
+    /// The agent could not restore the checkpoint it was to resume from (not committed on the
+    /// target's store, or a chunk did not match its manifest). The replica is demoted, so the next
+    /// attempt resumes from another checkpoint; the job itself never started.
+    case restoreFailed = "restore_failed"
 
     /// The attempt's end reason.
     public var reason: FailureReason {
@@ -40,6 +44,7 @@ public enum LossCause: String, Sendable, Hashable, CaseIterable, Codable {
         case .heartbeatExpired: .heartbeatExpired
         case .nodeLost: .nodeLost
         case .leaseLost: .leaseLost
+        case .restoreFailed: .restoreFailed
         }
     }
 }

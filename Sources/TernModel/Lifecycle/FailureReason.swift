@@ -34,6 +34,9 @@ public enum FailureReason: String, Sendable, Hashable, CaseIterable, Codable {
     /// The attempt's agent could not renew its lease on the job and stopped itself, so that two
     /// attempts never write checkpoints for one job at once.
     case leaseLost = "lease_lost"
+    /// The checkpoint an attempt was to resume from could not be restored and verified on its
+    /// target; the attempt ended before the job started.
+    case restoreFailed = "restore_failed"
     /// Lost attempts (node gone, heartbeat or lease lost) used up the job's restart budget.
     case lostTooOften = "lost_too_often"
     /// The job ran past the spec's `timeout`.
@@ -57,6 +60,7 @@ public enum FailureReason: String, Sendable, Hashable, CaseIterable, Codable {
         case .nodeLost: "a node of the attempt went away"
         case .heartbeatExpired: "the attempt stopped sending heartbeats"
         case .leaseLost: "the attempt could not renew its lease and stopped itself"
+        case .restoreFailed: "the resume checkpoint could not be restored and verified"
         case .lostTooOften: "lost more often than the restart budget allows"
         case .timeout: "the job ran past its timeout"
         case .cancelledByUser: "cancelled by a user"

@@ -14,7 +14,7 @@ public enum ExecutorKind: String, Sendable, Hashable, Codable, CaseIterable {
     var settingKeys: [String] {
         switch self {
         case .local: ["root", "gpus", "slots"]
-        case .slurm: ["partition", "account", "qos", "sbatch_args", "slurmrestd_url"]
+        case .slurm: ["partition", "account", "qos", "sbatch_args", "slurmrestd_url", "root"]
         case .kubernetes: ["api_server", "namespace", "queue", "service_account", "ca_file"]
         case .awsBatch: ["job_queue", "job_role_arn", "endpoint"]
         case .gcpBatch: ["project", "service_account", "endpoint"]
@@ -74,6 +74,20 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
         case name, kind, region, storage, accelerators, spot, settings, labels
         case maxNodes = "max_nodes"
         case credentialsFile = "credentials_file"
+    }
+
+    public init(name: String, kind: ExecutorKind, region: String?, storage: String, accelerators: [AcceleratorRequest], maxNodes: Int,
+                spot: Bool, settings: [String: JSONValue], credentialsFile: String?, labels: [String: String]) {
+        self.name = name
+        self.kind = kind
+        self.region = region
+        self.storage = storage
+        self.accelerators = accelerators
+        self.maxNodes = maxNodes
+        self.spot = spot
+        self.settings = settings
+        self.credentialsFile = credentialsFile
+        self.labels = labels
     }
 
     /// SHA-256 of the canonical JSON, so re-applying an unchanged file writes nothing.

@@ -239,10 +239,5 @@ final class ProgressReporter: Sendable {
 /// The training step a directory's name ends in: `step_000100`, `iter_0000100`, `global_step100`,
 /// `checkpoint-500` → 100, 100, 100, 500; nil when the name ends in no digits.
 func stepFromDirectoryName(_ path: String) -> Int64? {
-    var trimmed = path
-    while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
-    let name = (trimmed as NSString).lastPathComponent
-    let digits = String(name.reversed().prefix { $0.isASCII && $0.isNumber }.reversed())
-    guard !digits.isEmpty, digits.count <= 18 else { return nil }
-    return Int64(digits)
+    CheckpointStep.number(fromDirectoryName: path)
 }

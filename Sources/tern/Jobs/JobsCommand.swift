@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TernCheckpoints
 import TernControl
 import TernModel
 import TernPostgres
@@ -69,14 +70,28 @@ struct ShowCommand: AsyncParsableCommand {
     @Flag(help: "Print the job as JSON (with its normalised spec and events).") var json = false
 
     func run() async throws {
-        try await reference.withJob { repository, record, events in try await show(record, events: events, repository: repository) }
+        try await reference.database.withPool(migrations: reference.migrations) { pool in
+            let repository = JobRepository(pool: pool)
+            let record = try await resolveJob(reference.job, repository: repository)
+            let events = try await repository.events(jobID: record.id)
+            let attempts = try await AttemptRepository(pool: pool).attempts(job: record.id)
+            let checkpoints = try await CheckpointRepository(pool: pool).list(job: record.id)
+            let replicas = try await ReplicaRepository(pool: pool).replicas(job: record.id)
+            try await show(record, events: events, attempts: attempts, checkpoints: checkpoints, replicas: replicas.map(\.replica),
+                           repository: repository)
+        }
     }
 
-    private func show(_ record: JobRecord, events: [JobEventRecord], repository: JobRepository) async throws {
+    private func show(_ record: JobRecord, events: [JobEventRecord], attempts: [AttemptRecord], checkpoints: [JobCheckpointRecord],
+                      replicas: [ReplicaRecord], repository: JobRepository) async throws {
         let spec = try? CanonicalJSON.decode(JobSpec.self, from: record.specJSON)
+        let committedOn = Dictionary(grouping: replicas.filter { $0.state == .committed }, by: \.checkpointID)
+            .mapValues { $0.map { $0.target ?? $0.store }.sorted() }
         if json {
             let specValue = (try? CanonicalJSON.decode(JSONValue.self, from: record.specJSON)) ?? .null
-            try printJSON(ShowJSON(job: JobSummaryJSON(record), spec: specValue, events: events.map(JobEventJSON.init)), convertKeys: false)
+            try printJSON(ShowJSON(job: JobSummaryJSON(record), spec: specValue, events: events.map(JobEventJSON.init), attempts: attempts,
+                                   checkpoints: checkpoints.map { JobShowCheckpointJSON(record: $0, committedOn: committedOn[$0.checkpointID] ?? []) }),
+                          convertKeys: false)
             return
         }
         let now = try await repository.databaseNow()
@@ -101,6 +116,24 @@ struct ShowCommand: AsyncParsableCommand {
             lines.append(["run:", spec.run.split(separator: "\n").first.map(String.init) ?? ""])
         }
         print(formatTable(lines))
+        if !attempts.isEmpty {
+            print("\nattempts:")
+            let rows = attempts.map { attempt in
+                [String(attempt.number), attempt.target, attempt.state.rawValue, attempt.endReason ?? "-", attempt.exitCode.map(String.init) ?? "-",
+                 attempt.startedAt.map { relativeTime($0, now: now) } ?? "-", attempt.endedAt.map { relativeTime($0, now: now) } ?? "-",
+                 attempt.resumeCheckpoint.map(shortCheckpointID) ?? "fresh start"]
+            }
+            print(formatTable([["#", "TARGET", "STATE", "REASON", "EXIT", "STARTED", "ENDED", "RESUMED FROM"]] + rows))
+        }
+        if !checkpoints.isEmpty {
+            print("\ncheckpoints (newest first; all with `tern checkpoints \(shortID(record.id))`):")
+            let rows = checkpoints.prefix(5).map { checkpoint in
+                [String(checkpoint.step), shortCheckpointID(checkpoint.checkpointID), byteText(checkpoint.bytes),
+                 (committedOn[checkpoint.checkpointID] ?? []).joined(separator: ", ").nonEmpty ?? "not committed anywhere",
+                 relativeTime(checkpoint.recordedAt, now: now)]
+            }
+            print(formatTable([["STEP", "CHECKPOINT", "BYTES", "COMMITTED ON", "RECORDED"]] + rows))
+        }
         print("\nevents (newest last; all with `tern events \(shortID(record.id))`):")
         print(EventsCommand.table(Array(events.suffix(10)), now: now))
     }
@@ -110,6 +143,27 @@ struct ShowJSON: Encodable {
     var job: JobSummaryJSON
     var spec: JSONValue
     var events: [JobEventJSON]
+    var attempts: [AttemptRecord]
+    var checkpoints: [JobShowCheckpointJSON]
+}
+
+/// A checkpoint in `tern show --json`: `tern checkpoints --json`'s fields and where it is committed.
+struct JobShowCheckpointJSON: Encodable {
+    var record: JobCheckpointRecord
+    var committedOn: [String]
+
+    enum CodingKeys: String, CodingKey { case committedOn = "committed_on" }
+
+    func encode(to encoder: any Encoder) throws {
+        try JobCheckpointJSON(record).encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(committedOn, forKey: .committedOn)
+    }
+}
+
+extension String {
+    /// nil for the empty string, for `??` defaults.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }
 
 /// `tern events JOB`

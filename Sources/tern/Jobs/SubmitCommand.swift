@@ -56,6 +56,9 @@ struct SubmitCommand: AsyncParsableCommand {
         let checked = await SubmissionPlan.make(for: parsed, registered: targets)
         if !checked.problems.isEmpty { throw SpecProblems(diagnostics: checked.problems) }
         var plans = checked.plans
+        // Relative workdirs run from where the job was submitted (as with SkyPilot's workdir).
+        let here = FileManager.default.currentDirectoryPath
+        for index in plans.indices { plans[index].job.workdirBase = here }
 
         if dryRun {
             try printDryRun(plans)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TernControl
 import TernModel
 import TernPostgres
 
@@ -34,9 +35,15 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// A pool on the database with every migration applied, ready for commands that need the schema.
+    ///
+    /// With the embedded cluster, the default `local` target (this machine, a file store under
+    /// $TERN_HOME) is registered too, so a spec runs here with no targets file at all.
     func migratedPool(migrations: MigrationsOptions, maxConnections: Int = 4) async throws -> PostgresPool {
         let pool = try PostgresPool(connectionString: try await connectionString(), maxConnections: maxConnections)
         try await MigrationRunner(pool: pool, migrations: try migrations.load()).migrate()
+        if externalConnectionString == nil {
+            try await TargetRepository(pool: pool).ensure(TargetRepository.defaultLocal(home: ternHome.path))
+        }
         return pool
     }
 }
