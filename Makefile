@@ -3,20 +3,28 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libpq-dev libssl-dev pkg-config postgresql postgresql-contrib
+# The tests also run a real single-host Slurm (slurmctld, slurmd, munged, started by the harness).
+TEST_APT_PACKAGES := slurm-wlm munge
 TERN         := .build/debug/tern
 
-.PHONY: demo test test-tools bench build deps clean help
+.PHONY: demo test test-tools bench build deps test-deps apt-install clean help
 
 help:
 	@echo "make demo   install what is missing, build, start the embedded PostgreSQL, run the demo"
 	@echo "make test   install what is missing, build, run the whole test suite"
 	@echo "make bench  benchmarks: SELECT round trips and job submission next to pgbench, checkpoint sealing next to openssl,"
-	@echo "            replication next to rclone and the aws CLI (results: docs/benchmarks.md)"
+	@echo "            replication next to rclone and the aws CLI, the scheduler next to pgbench's claim ceiling (results: docs/benchmarks.md)"
 
 # System packages: only installed when a piece is missing, so reruns cost nothing.
 deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES) $(TEST_APT_PACKAGES)"
+
+apt-install:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -37,7 +45,7 @@ test-tools:
 	  { echo "installing moto[server] into .venv-tools"; .venv-tools/bin/pip install --quiet 'moto[server]'; }
 
 # `swift build` first: the CLI tests run the built tern binary.
-test: deps test-tools
+test: test-deps test-tools
 	$(SWIFT) build
 	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" $(SWIFT) test
 

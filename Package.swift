@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "TernStorageTests", dependencies: ["TernStorage", "TernCrypto", "TernCheckpoints", "TernPostgres", "TernTestSupport"], resources: [.copy("Fixtures")], swiftSettings: strictSettings),
         .testTarget(name: "TernControlTests", dependencies: ["TernControl", "TernStorage", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCLITests", dependencies: ["TernPostgres", "TernModel", "TernTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "TernSchedulerTests", dependencies: ["TernControl", "TernExecutors", "TernModel", "TernPostgres", "TernTestSupport"],
+        .testTarget(name: "TernSchedulerTests", dependencies: ["TernControl", "TernExecutors", "TernCheckpoints", "TernStorage", "TernModel", "TernPostgres", "TernTestSupport"],
                     swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

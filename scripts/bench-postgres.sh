@@ -7,8 +7,10 @@
 #           sha256sum over the same page-cached files (6 GiB under /tmp or /dev/shm, scaled down without room).
 #   replicate: a 2 GiB checkpoint replicated file→file and file→S3 (moto) next to rclone copy
 #           --checksum and aws s3 cp --recursive, and the bytes second replications move.
+#   scheduler: 10,000 jobs pending → succeeded through the scheduler (no-op executor, 1 and 3
+#           replicas) next to pgbench's claim ceiling, and submit-to-launch latency.
 # Usage: scripts/bench-postgres.sh                       all four, one after the other (what `make bench` runs)
-#        scripts/bench-postgres.sh select|submit|seal|replicate [opts]  one of them, e.g. `submit --rounds 5 --json`
+#        scripts/bench-postgres.sh select|submit|seal|replicate|scheduler [opts]  one of them, e.g. `submit --rounds 5 --json`
 #        scripts/bench-postgres.sh [select opts]         the select benchmark (its options, e.g. --duration 10)
 # SCRATCH_PATH overrides the build directory (default .build).
 set -euo pipefail
@@ -30,3 +32,6 @@ echo "== TernBench seal: checkpoint sealing next to openssl and sha256sum on the
 echo
 echo "== TernBench replicate: checkpoint replication next to rclone and aws s3 cp on the same data =="
 "$bench" replicate
+echo
+echo "== TernBench scheduler: jobs through the lifecycle next to pgbench's claim ceiling =="
+"$bench" scheduler

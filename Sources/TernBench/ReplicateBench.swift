@@ -189,11 +189,13 @@ struct MotoServer {
         let port = try freePort()
         let log = NSTemporaryDirectory() + "tern-bench-moto-\(getpid()).log"
         // The tests' moto patches (Tests/TernStorageTests/Fixtures/s3/moto-support): a real CRC-32C
-        // where moto would otherwise compute plain CRC-32 for full-object checksums.
-        let support = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Tests/TernStorageTests/Fixtures/s3/moto-support").path
+        // where moto would otherwise compute plain CRC-32 for full-object checksums, computed by
+        // google-crc32c from .venv-tools/moto-crc32c (`make bench` installs it) at C speed.
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let support = repository.appendingPathComponent("Tests/TernStorageTests/Fixtures/s3/moto-support").path
+        let library = repository.appendingPathComponent(".venv-tools/moto-crc32c").path
         var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONPATH"] = support
+        environment["PYTHONPATH"] = support + ":" + library
         let pid = try ChildProcess.spawn(program, ["-H", "127.0.0.1", "-p", String(port)],
                                          environment: environment.map { "\($0.key)=\($0.value)" }, outputPath: log)
         let server = MotoServer(pid: pid, port: port)

@@ -8,11 +8,17 @@ import Synchronization
 /// It is never chosen for a target by Tern itself; a scheduler uses it only when built with it.
 public final class NoopExecutor: Executor {
     private let launched = Mutex<[String: Int]>([:])
+    private let onLaunch: (@Sendable (String) -> Void)?
 
-    public init() {}
+    /// - Parameter onLaunch: called with each key as it is launched (the benchmark times
+    ///   submit-to-launch with it).
+    public init(onLaunch: (@Sendable (String) -> Void)? = nil) {
+        self.onLaunch = onLaunch
+    }
 
     public func launch(_ request: LaunchRequest) async throws -> String {
         launched.withLock { $0[request.plan.key, default: 0] += 1 }
+        onLaunch?(request.plan.key)
         return "noop:" + request.plan.key
     }
 

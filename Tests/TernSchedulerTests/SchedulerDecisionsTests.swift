@@ -138,3 +138,20 @@ import Testing
         #expect(backoff.delay(after: .noCapacity, restarts: 9, preemptions: 9) == 5)
     }
 }
+
+/// The scheduler loop's sleep: a wake ends it, and ending it never arms the next one by itself.
+@Suite struct WakerTests {
+    @Test("a wake before the wait ends the wait at once, once; the cancelled timer wakes nobody")
+    func wakeIsConsumedOnce() async {
+        let waker = Waker()
+        waker.wake()
+        #expect(waker.isPending)
+        await waker.wait(for: .seconds(3600))
+        #expect(!waker.isPending, "the wake was used up, and the timer's cancellation did not set another")
+        // A wake from elsewhere ends a wait, whether it comes before the wait starts or during it.
+        let woken = Task { await waker.wait(for: .seconds(3600)) }
+        waker.wake()
+        await woken.value
+        #expect(!waker.isPending)
+    }
+}

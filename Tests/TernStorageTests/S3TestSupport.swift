@@ -35,6 +35,14 @@ enum S3TestSupport: StoreTestSupport {
         Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(path).path
     }
 
+    /// `.venv-tools/moto-crc32c` at the repository root (google-crc32c alone, so moto's own Python
+    /// sees nothing else of the tools' environment).
+    static let motoCRC32CLibrary: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent(".venv-tools/moto-crc32c").path
+    }()
+
     /// Retries without waiting: the tests never sleep.
     static let noWait = RetryPolicy(maxAttempts: 3, sleep: { _ in })
 
@@ -42,9 +50,11 @@ enum S3TestSupport: StoreTestSupport {
         // Fixtures/s3/moto-support, on moto's PYTHONPATH: a real CRC-32C under the `crc32c` name moto
         // imports (without it moto silently computes plain CRC-32), and sitecustomize.py, which makes
         // moto canonicalize paths and queries as S3 does before checking a signature (see there).
+        // After it, google-crc32c (installed by `make test` into .venv-tools/moto-crc32c), which the
+        // stand-in uses to compute at C speed; without it the stand-in's own code is correct but slow.
         let server = try await TestServer.start(
             name: "moto", program: "moto_server", arguments: { port in ["-H", "127.0.0.1", "-p", "\(port)"] },
-            environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3", "PYTHONPATH": fixture("s3/moto-support")])
+            environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3", "PYTHONPATH": fixture("s3/moto-support") + ":" + motoCRC32CLibrary])
         let (keyID, secret) = try await bootstrapIAM(server)
         return Moto(server: server, accessKeyID: keyID, secretAccessKey: secret)
     }

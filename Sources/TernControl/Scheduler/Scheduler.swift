@@ -453,7 +453,9 @@ final class Waker: Sendable {
     /// Returns after `duration`, or sooner when woken (a wake that came while nobody waited counts).
     func wait(for duration: Duration) async {
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: duration)
+            // Cancelled (a real wake came first): end without waking, or the next wait would
+            // return at once and the loop would spin.
+            do { try await Task.sleep(for: duration) } catch { return }
             self?.wake()
         }
         await withCheckedContinuation { continuation in
@@ -467,8 +469,12 @@ final class Waker: Sendable {
             }
             if resumeNow { continuation.resume() }
         }
-        // A wake from the timer after a real one leaves `pending` set: the next wait then returns at
-        // once, which costs one cheap tick, where clearing it could swallow a real wake.
+        // A real wake that came while the timer also fired leaves `pending` set: the next wait then
+        // returns at once, one cheap tick, where clearing it could swallow a real wake.
         timer.cancel()
+        await timer.value
     }
+
+    /// Whether the next `wait` will return at once.
+    var isPending: Bool { state.withLock { $0.pending } }
 }

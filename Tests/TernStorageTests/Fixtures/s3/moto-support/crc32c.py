@@ -2,30 +2,21 @@
 and silently falls back to plain CRC-32 when it is missing. The S3 tests put this directory on
 PYTHONPATH so moto's full-object and composite CRC32C values are real CRC-32C.
 
-A real `crc32c` package elsewhere on sys.path is used when present. Otherwise the checksum is
-computed here: with numpy, 4096 interleaved blocks are run as vector lanes and their CRCs combined
-(CRC is linear over GF(2)); without numpy, one byte at a time. Both paths check themselves against
-the standard check value at import.
+The checksum comes from google-crc32c (a C extension, several GB/s) when it is importable: the test
+harness and the replication benchmark put `.venv-tools/moto-crc32c`, where `make test` installs it,
+on PYTHONPATH after this directory. (The `crc32c` package itself cannot be used: it is a package of
+the same name as this module, and loading it from here breaks its relative imports.) Otherwise the
+checksum is computed here: with numpy, 4096 interleaved blocks are run as vector lanes and their
+CRCs combined (CRC is linear over GF(2)); without numpy, one byte at a time. Every path checks
+itself against the standard check value at import.
 """
-import importlib.machinery
-import importlib.util
-import os
-import sys
+try:
+    import google_crc32c as _google
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load_real():
-    paths = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-    spec = importlib.machinery.PathFinder.find_spec("crc32c", paths)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_real = _load_real()
+    if _google.value(b"123456789") != 0xE3069283:
+        _google = None
+except Exception:  # noqa: BLE001 - not installed, or broken: the local paths below
+    _google = None
 
 _POLY = 0x82F63B78
 _TABLE = []
@@ -99,8 +90,8 @@ def _crc32c_local(data, value=0, lanes=True):
 
 
 def crc32c(data, value=0):
-    if _real is not None:
-        return _real.crc32c(data, value)
+    if _google is not None:
+        return _google.extend(value, bytes(data)) if value else _google.value(bytes(data))
     return _crc32c_local(data, value)
 
 
