@@ -128,7 +128,7 @@ private struct Session {
 
         // 3. The last checkpoints: all of them after a normal end, what fits in the grace period after a stop.
         if let publisher {
-            let deadline = control.stopDeadline(grace: plan.graceSeconds)
+            let deadline = control.stopDeadline(grace: directory.stopGrace() ?? plan.graceSeconds)
             await publisher.scan(until: deadline)
         }
         let phase: NodeResult.Phase = control.reason == .leaseLost ? .leaseLost : .run
@@ -219,10 +219,12 @@ private struct Session {
     /// checkpoint or half the grace period, SIGTERM, wait out the grace period, SIGKILL.
     private func stopWhenAsked(group: pid_t, control: StopControl, log: @Sendable (String) -> Void) async {
         guard let reason = await control.waitForStop() else { return }
-        let grace = Duration.milliseconds(Int64(plan.graceSeconds * 1000))
+        // The stop request may carry its own grace period (`tern migrate --graceful D`).
+        let seconds = directory.stopGrace() ?? plan.graceSeconds
+        let grace = Duration.milliseconds(Int64(seconds * 1000))
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: grace)
-        log("stop requested (\(reason.rawValue)): asking the job for a checkpoint (SIGUSR1), \(Int(plan.graceSeconds))s grace")
+        log("stop requested (\(reason.rawValue)): asking the job for a checkpoint (SIGUSR1), \(Int(seconds))s grace")
         let committedBefore = control.committedCheckpoints
         ProcessControl.signalGroup(group, SIGUSR1)
         let halfway = clock.now.advanced(by: grace / 2)

@@ -35,6 +35,9 @@ struct ReplicateBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Runs of each measurement.", valueName: "n")) var runs = 3
     @Option(help: ArgumentHelp("Where to create the files (default /tmp).", valueName: "dir")) var directory = "/tmp"
     @Flag(name: .customLong("skip-s3"), help: "Only file→file (no moto).") var skipS3 = false
+    @Option(name: .customLong("part-size"), help: ArgumentHelp("Tern's part size in MiB for large files.", valueName: "MiB")) var partSize = 16
+    @Option(help: ArgumentHelp("Files Tern sends at once.", valueName: "n")) var parallel = 4
+    @Option(name: .customLong("parts-at-once"), help: ArgumentHelp("Parts of one file Tern's S3 store sends at once.", valueName: "n")) var partsAtOnce = 4
 
     func validate() throws {
         guard size >= 5, runs >= 1 else { throw ValidationError("--size must be at least 5 MiB and --runs at least 1") }
@@ -110,8 +113,13 @@ struct ReplicateBench: AsyncParsableCommand {
             try await moto.reset()
             let make = try await Spawn.run("/usr/bin/env", unsetCA + awsEnvironment + [aws, "--endpoint-url", endpoint, "s3", "mb", "s3://bench"])
             guard make.status == 0 else { throw BenchError("aws s3 mb failed: \(make.output.suffix(500))") }
-            let store = try BlobStores.open("s3://bench/tern", options: options)
-            tern.append(try await timed { _ = try await Replicator(store: store).replicate(first, from: step1, journal: MemoryReplicaJournal()) })
+            var s3 = try S3Store(url: try StoreURL(parsing: "s3://bench/tern"), options: options)
+            s3.maxParallelParts = partsAtOnce
+            let store = s3
+            tern.append(try await timed {
+                _ = try await Replicator(store: store, parallelism: parallel, partSize: Int64(partSize) << 20)
+                    .replicate(first, from: step1, journal: MemoryReplicaJournal())
+            })
             viaRclone.append(try await timed {
                 let outcome = try await Spawn.run("/usr/bin/env", unsetCA + rcloneEnvironment + [rclone, "copy", "--checksum", step1, "moto:bench/rclone"])
                 guard outcome.status == 0 else { throw BenchError("rclone failed: \(outcome.output.suffix(500))") }

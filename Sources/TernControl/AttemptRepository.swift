@@ -3,7 +3,7 @@ public import TernModel
 public import TernPostgres
 
 /// One `attempts` row, as `tern show` and `tern logs` read it.
-public struct AttemptRecord: Sendable, Hashable, Codable {
+public struct AttemptRecord: Sendable, Hashable, Encodable {
     public var id: UUID
     public var jobID: UUID
     /// 1, 2, … per job.
@@ -25,9 +25,11 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var startedAt: Date?
     public var endedAt: Date?
     public var heartbeatAt: Date?
+    /// The placement decision (every candidate with its score or why it was left out) as JSON text.
+    public var placementJSON: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, number, key, target, state, scheduler
+        case id, number, key, target, state, scheduler, placement
         case jobID = "job_id"
         case endReason = "end_reason"
         case exitCode = "exit_code"
@@ -57,6 +59,8 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
         try container.encode(startedAt, forKey: .startedAt)
         try container.encode(endedAt, forKey: .endedAt)
         try container.encode(heartbeatAt, forKey: .heartbeatAt)
+        let placement = placementJSON.flatMap { try? JSONDecoder().decode(PlacementDecision.self, from: Data($0.utf8)) }
+        try container.encode(placement, forKey: .placement)
     }
 }
 
@@ -99,7 +103,7 @@ public struct AttemptRepository: Sendable {
 
     static let columns = """
         id, job_id, number, idempotency_key, target, state, end_reason, exit_code, external_id, resume_checkpoint, scheduler,
-        created_at, started_at, ended_at, heartbeat_at
+        created_at, started_at, ended_at, heartbeat_at, placement::text AS placement
         """
 
     static func record(from row: PostgresRow) throws -> AttemptRecord {
@@ -122,6 +126,7 @@ public struct AttemptRepository: Sendable {
             createdAt: try row.decode(Date.self, column: "created_at"),
             startedAt: try row.decode(Date?.self, column: "started_at"),
             endedAt: try row.decode(Date?.self, column: "ended_at"),
-            heartbeatAt: try row.decode(Date?.self, column: "heartbeat_at"))
+            heartbeatAt: try row.decode(Date?.self, column: "heartbeat_at"),
+            placementJSON: try row.decode(String?.self, column: "placement"))
     }
 }

@@ -558,6 +558,44 @@ public struct JobRepository: Sendable {
         }
     }
 
+    // MARK: Migrate
+
+    /// Asks for a job to move to `target`: the job becomes `migrating` with a `migrate_requested`
+    /// event, and the scheduler holding it asks the running attempt for a checkpoint (within
+    /// `grace`; zero stops it at once), stops it, makes the newest checkpoint consistent on `target`
+    /// (only missing files move) and launches there. A job that is not running or waiting for a
+    /// placement is left as it is, and the outcome says why.
+    /// - Parameter grace: how long the attempt gets to checkpoint and stop; nil: the scheduler's own.
+    public func migrate(jobID: UUID, to target: String, grace: Duration?, by requester: MigrationRequester = .user) async throws -> CancelOutcome {
+        let seconds = grace.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        return try await pool.withTransaction { connection in
+            let rows = try await connection.query("SELECT state FROM jobs WHERE id = \(jobID) FOR UPDATE")
+            guard let row = rows.first else { throw JobLookupError.notFound(reference: jobID.uuidString.lowercased()) }
+            let state = try Self.jobState(try row.decode(String.self, at: 0))
+            switch JobStateMachine.transition(from: state, on: .migrateRequested(by: requester)) {
+            case .failure(let rejection):
+                return CancelOutcome(from: state, to: state, verdict: state.isTerminal ? .alreadyFinished : .refused, message: rejection.why)
+            case .success(let transition):
+                let details = JSONValue.object(["to": .string(target), "grace_seconds": seconds.map(JSONValue.double) ?? .null,
+                                                "requested_by": .string(requester.rawValue)]).canonicalText
+                try await connection.query("""
+                    WITH moved AS (
+                        UPDATE jobs SET state = \(transition.to.rawValue), migrate_to = \(target), stop_grace_seconds = \(seconds)
+                        WHERE id = \(jobID)
+                        RETURNING id
+                    )
+                    INSERT INTO job_events (job_id, kind, from_state, to_state, message, details)
+                    SELECT id, \(transition.event.name), \(transition.from.rawValue), \(transition.to.rawValue),
+                           \("move to \(target) asked by \(requester.rawValue)" + (seconds.map { $0 == 0 ? ", now" : String(format: ", %.0fs to checkpoint", $0) } ?? "")),
+                           \(details)::jsonb
+                    FROM moved
+                    """)
+                try await connection.query(Self.wakeSchedulers)
+                return CancelOutcome(from: transition.from, to: transition.to, verdict: .moved, message: "\(transition.from.rawValue) → \(transition.to.rawValue)")
+            }
+        }
+    }
+
     /// The channel schedulers listen on: a submission, a cancel or a move notifies it, so a
     /// scheduler acts at once instead of at its next poll.
     public static let schedulerChannel = "tern_jobs"

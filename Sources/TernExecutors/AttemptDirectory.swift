@@ -65,10 +65,19 @@ public struct AttemptDirectory: Sendable, Hashable {
         return Date(timeIntervalSince1970: seconds)
     }
 
-    /// Records the first stop request; later ones keep the first time (the grace period counts from it).
-    public func requestStop(now: Date = Date()) throws {
+    /// Records the first stop request and its grace period in seconds; later ones keep the first
+    /// (the grace period counts from it).
+    public func requestStop(now: Date = Date(), grace: Double? = nil) throws {
         if FileManager.default.fileExists(atPath: stopRequestFile) { return }
-        try Self.writeAtomically(Data("\(now.timeIntervalSince1970)\n".utf8), to: stopRequestFile)
+        let text = "\(now.timeIntervalSince1970)\n" + (grace.map { "\($0)\n" } ?? "")
+        try Self.writeAtomically(Data(text.utf8), to: stopRequestFile)
+    }
+
+    /// The grace period the stop request asked for (`tern migrate --graceful D`, 0 for `--now`), or nil.
+    public func stopGrace() -> Double? {
+        guard let text = try? String(contentsOfFile: stopRequestFile, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n")
+        return lines.count > 1 ? Double(lines[1]) : nil
     }
 
     public var isPreempted: Bool { FileManager.default.fileExists(atPath: preemptionFile) }

@@ -230,8 +230,9 @@ public actor LocalExecutor: Executor {
             if Date().timeIntervalSince(since) > grace.secondsValue + 5 { signalNodes(directory, force: true) }
             return
         }
-        try directory.requestStop()
-        signalNodes(directory, force: false)
+        try directory.requestStop(grace: grace.secondsValue)
+        // No grace (`tern migrate --now`): no checkpoint is asked for, the attempt is ended now.
+        signalNodes(directory, force: grace <= .zero)
     }
 
     /// Takes the attempt's capacity back the way a cloud reclaims a spot instance: a notice (the

@@ -184,12 +184,12 @@ public actor SlurmExecutor: Executor {
         var found = attempt.externalID ?? recorded
         if found == nil { found = try await find(key: attempt.key, target: attempt.target) }
         guard let id = found else { return }
-        if FileManager.default.fileExists(atPath: directory.path) { try directory.requestStop() }
+        if FileManager.default.fileExists(atPath: directory.path) { try directory.requestStop(grace: grace.secondsValue) }
         let since = directory.stopRequestedAt() ?? Date()
         let queued = try await queue(names: [attempt.key]).first { String($0.id) == id }
         // Nothing runs yet, or the grace is over: end it now. Otherwise the agents get SIGTERM and
         // ask the job for a checkpoint.
-        let hard = queued?.state == "PENDING" || Date().timeIntervalSince(since) > grace.secondsValue + 5
+        let hard = queued?.state == "PENDING" || grace <= .zero || Date().timeIntervalSince(since) > grace.secondsValue + 5
         let arguments = hard ? [id] : ["--signal=TERM", id]
         let result = try await SlurmCommand.run("scancel", arguments, environment: environment)
         if result.status != 0 && !result.output.contains("already completing or completed") && !result.output.contains("Invalid job id") {

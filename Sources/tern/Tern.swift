@@ -14,7 +14,7 @@ struct Tern: AsyncParsableCommand {
         subcommands: [
             SubmitCommand.self, JobsCommand.self, ShowCommand.self, EventsCommand.self, CancelCommand.self,
             TargetsCommand.self, DatabaseCommand.self, DemoCommand.self, CheckpointCommand.self, CheckpointsCommand.self,
-            GCCommand.self, SchedulerCommand.self, LogsCommand.self, AgentCommand.self,
+            GCCommand.self, SchedulerCommand.self, LogsCommand.self, AgentCommand.self, MigrateCommand.self, OffersCommand.self,
         ]
     )
 }

@@ -65,7 +65,7 @@ import Testing
 
         // a wakes up and tries to place the job: nothing is written.
         let stale = PlacementWrite(jobID: job.id, epoch: claimed[0].1, from: .pending, attemptID: UUID(), number: 1, key: "k-stale",
-                                   target: "local", resume: nil, placement: [:], message: "stale")
+                                   target: "local", resume: nil, placementJSON: "{}", message: "stale")
         #expect(try await first.place([stale], scheduler: "a") == [])
         #expect(try await first.renew([(job.id, claimed[0].1)]) == [])
         #expect(try await harness.attempts(job.id).isEmpty)

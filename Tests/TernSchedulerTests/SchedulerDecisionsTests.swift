@@ -16,7 +16,7 @@ import Testing
         spec.timeout = timeout.map { TimeSpan(seconds: $0) }
         return OwnedJob(id: UUID(), epoch: 7, name: "t", state: state, spec: spec, workdirBase: nil, restarts: restarts, preemptions: preemptions,
                         placementDue: true, runningSeconds: runningSeconds, attempts: 1, lastTarget: lastTarget, lastAttemptState: lastState,
-                        migrateTo: nil, live: nil)
+                        migrateTo: nil, stopGrace: nil, live: nil)
     }
 
     static let live = LiveAttempt(id: UUID(), number: 1, key: "k", target: "a", state: .running, externalID: "x", heartbeatStale: false)
@@ -100,34 +100,6 @@ import Testing
         #expect(SchedulerDecisions.stopCause(for: Self.job(runningSeconds: 100, timeout: 60)) == .timeout)
         #expect(SchedulerDecisions.stopCause(for: Self.job(runningSeconds: 10, timeout: 60)) == nil)
         #expect(SchedulerDecisions.stopCause(for: Self.job()) == nil)
-    }
-
-    static func target(_ name: String, nodes: Int = 4) -> TargetDefinition {
-        TargetDefinition(name: name, kind: .local, region: nil, storage: "file:///tmp/\(name)", accelerators: [], maxNodes: nodes, spot: false,
-                         settings: [:], credentialsFile: nil, labels: [:])
-    }
-
-    @Test("target choice: spec order, failover to the next after a preemption, same-target, nothing that fits")
-    func targetChoice() {
-        let registered = [Self.target("a"), Self.target("b"), Self.target("c")]
-        let all: (TargetDefinition) -> Bool = { _ in true }
-        #expect(SchedulerDecisions.chooseTarget(for: Self.job(targets: ["b", "a"]), registered: registered, hasExecutor: all).target?.name == "b")
-        #expect(SchedulerDecisions.chooseTarget(for: Self.job(), registered: registered, hasExecutor: all).target?.name == "a")
-        let preempted = Self.job(lastTarget: "b", lastState: .preempted, targets: ["b", "c", "a"])
-        #expect(SchedulerDecisions.chooseTarget(for: preempted, registered: registered, hasExecutor: all).target?.name == "c")
-        var sameTarget = preempted
-        sameTarget.spec.recovery.onPreemption = .sameTarget
-        #expect(SchedulerDecisions.chooseTarget(for: sameTarget, registered: registered, hasExecutor: all).target?.name == "b")
-        // An exit-code retry stays in spec order.
-        let retried = Self.job(lastTarget: "b", lastState: .failed, targets: ["b", "c"])
-        #expect(SchedulerDecisions.chooseTarget(for: retried, registered: registered, hasExecutor: all).target?.name == "b")
-        let none = SchedulerDecisions.chooseTarget(for: Self.job(targets: ["a"]), registered: registered) { _ in false }
-        #expect(none.target == nil)
-        #expect(none.why.contains("no local executor"))
-        var big = Self.job()
-        big.spec.nodes = 8
-        let tooBig = SchedulerDecisions.chooseTarget(for: big, registered: registered, hasExecutor: all)
-        #expect(tooBig.target == nil && tooBig.why.contains("needs 8 nodes"))
     }
 
     @Test("backoff: doubling per retry up to the cap; the first failover is immediate")

@@ -96,13 +96,17 @@ public struct Replicator: Sendable {
     public var parallelism: Int
     /// Files larger than this go in parts that survive a crash.
     public var partSize: Int64
+    /// 16 MiB: four parts per 64 MiB chunk, so every chunk boundary is a part boundary. Measured
+    /// against moto (docs/benchmarks.md), 64 MiB parts took 20 % longer for the same bytes, and
+    /// smaller parts lose less to a crash.
+    public static let defaultPartSize: Int64 = 16 << 20
     public var progress: TransferProgress?
     /// Called at named points (`after-data:<n>` after the n-th data object, `after-marker:<n>`,
     /// `after-part:<n>` after a large upload's n-th part is journaled, `before-commit`,
     /// `after-commit`, `after-pointer:<n>`); a test throws there, or kills the process, to crash.
     public var faultPoint: (@Sendable (String) throws -> Void)?
 
-    public init(store: any BlobStore, parallelism: Int = 4, partSize: Int64 = 64 << 20, progress: TransferProgress? = nil) {
+    public init(store: any BlobStore, parallelism: Int = 4, partSize: Int64 = Replicator.defaultPartSize, progress: TransferProgress? = nil) {
         self.store = store
         self.parallelism = max(1, parallelism)
         self.partSize = partSize
@@ -417,6 +421,30 @@ public struct Replicator: Sendable {
             throw error
         }
         return RestoredCheckpoint(id: id, manifest: manifest, manifestJSON: manifestJSON, sidecar: sidecar)
+    }
+
+    /// Downloads some of a checkpoint's files from this store into `directory` at their manifest
+    /// paths, checking every chunk against the sidecar as it arrives: what a store-to-store copy
+    /// needs of the files the destination lacks. The checkpoint must be committed here.
+    public func fetch(files indexes: [Int], of checkpoint: SealedCheckpoint, into directory: String) async throws {
+        guard let marker = try? await store.getBytes(StoreLayout.commitMarker(id: checkpoint.id)), marker == Array(checkpoint.id.utf8) else {
+            throw CheckpointError("\(store.url): checkpoint \(checkpoint.id.prefix(12)) is not committed on this store; refusing to copy from it",
+                                  storeCopyIsBad: true)
+        }
+        let digests = try decodeSidecar(checkpoint)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func startNext() throws {
+                guard next < indexes.count else { return }
+                let index = indexes[next]
+                next += 1
+                let file = checkpoint.manifest.files[index]
+                let path = try CheckpointPath.join(directory, file.path)
+                group.addTask { try await restoreFile(file, to: path, expected: digests[index], chunkSize: checkpoint.manifest.chunkSize) }
+            }
+            for _ in 0..<min(parallelism, indexes.count) { try startNext() }
+            while try await group.next() != nil { try startNext() }
+        }
     }
 
     private func restoreFile(_ file: ManifestFile, to path: String, expected: [SHA256Digest], chunkSize: Int64) async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import TernCheckpoints
 import TernExecutors
 import TernModel
 public import TernPostgres
@@ -39,7 +40,15 @@ public actor Scheduler {
     private var lastStopSent: [UUID: ContinuousClock.Instant] = [:]
     private var targets: [String: TargetDefinition] = [:]
     private var targetsLoadedAt: ContinuousClock.Instant?
+    private var catalog = PriceCatalog()
+    private var catalogProblem: String?
     private let waker = Waker()
+    /// Checkpoint moves under way, by `<checkpoint>@<store>`, and the jobs waiting on each.
+    private var moves: [String: Task<Void, Never>] = [:]
+    private var moveWaiters: [String: Set<UUID>] = [:]
+    /// Moves that ended since the last tick, to record as events.
+    private let finishedMoves = Inbox<MoveOutcome>()
+    private var lastPreReplication: ContinuousClock.Instant?
 
     public init(pool: PostgresPool, configuration: SchedulerConfiguration, registry: ExecutorRegistry,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -145,7 +154,7 @@ public actor Scheduler {
         for id in owned.keys where !present.contains(id) { forget(id) }
         for job in jobs where specs[job.id] == nil { specs[job.id] = job.spec }
 
-        var writes: [JobWrite] = []
+        var writes: [JobWrite] = collectFinishedMoves(jobs)
         var toPlace: [OwnedJob] = []
         var toLaunch: [(OwnedJob, LiveAttempt)] = []
         var toPoll: [(OwnedJob, LiveAttempt, StopCause?)] = []
@@ -198,6 +207,13 @@ public actor Scheduler {
         }
 
         try await refreshTargets(force: !toPlace.isEmpty && targetsLoadedAt.map { clock.now - $0 > .seconds(5) } ?? true)
+        // A job whose resume checkpoint is on its way to the chosen target waits for the move.
+        let waiting = moveWaiters.values.reduce(into: Set<UUID>()) { $0.formUnion($1) }
+        toPlace.removeAll { waiting.contains($0.id) }
+        if lastPreReplication.map({ clock.now - $0 >= configuration.preReplicationInterval }) ?? true {
+            lastPreReplication = clock.now
+            try await preReplicate(jobs)
+        }
 
         // Placement: new attempt rows first (before any executor is called).
         if !toPlace.isEmpty {
@@ -232,7 +248,12 @@ public actor Scheduler {
                 case .failure(let error):
                     let status: ExecutorStatus
                     switch error.kind {
-                    case .capacity: status = .launchFailed(.capacity, message: error.message)
+                    case .capacity:
+                        status = .launchFailed(.capacity, message: error.message)
+                        // Every job learns from this refusal: the offer is left out until the block lapses.
+                        let (region, offer) = try await store.offer(ofAttempt: live.id)
+                        try await store.block(target: live.target, region: region ?? targets[live.target]?.region, offer: offer ?? targets[live.target]?.kind.rawValue ?? "local",
+                                              seconds: configuration.capacityBlock.secondsValue, error: error.message)
                     case .refused: status = .launchFailed(.error, message: error.message)
                     case .transient:
                         log("launching \(live.key) failed for now: \(error.message); retrying")
@@ -278,6 +299,15 @@ public actor Scheduler {
         let definitions = try await TargetRepository(pool: pool).definitions()
         targets = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         targetsLoadedAt = .now
+        if let path = configuration.catalogPath {
+            do {
+                catalog = try PriceCatalog.load(fileAt: path)
+                catalogProblem = nil
+            } catch {
+                if catalogProblem == nil { log("the price catalogue is unusable: \(error)") }
+                catalogProblem = error.description
+            }
+        }
     }
 
     private func handle(_ live: LiveAttempt, target: TargetDefinition, nodes: Int) -> AttemptHandle {
@@ -286,31 +316,170 @@ public actor Scheduler {
 
     // MARK: Placement
 
-    /// New attempts for `jobs`, and the placement failures of those that fit nowhere.
+    /// New attempts for `jobs`, the writes of those that fit nowhere, and moves started for those
+    /// whose resume checkpoint is not on the chosen target yet (placed once the move is done).
     private func plan(_ jobs: [OwnedJob]) async throws -> ([PlacementWrite], [JobWrite]) {
         let registered = targets.values.sorted { $0.name < $1.name }
-        var chosen: [(OwnedJob, TargetDefinition, String)] = []
+        let stores = Dictionary(uniqueKeysWithValues: registered.map { ($0.name, Self.canonicalStore($0.storage)) })
+        let facts = try await store.resumeFacts(jobs: jobs.map(\.id), stores: Array(Set(stores.values)))
+        let blocks = try await store.capacityBlocks()
+        let planner = PlacementPlanner(catalog: catalog)
+        let now = try await store.databaseNow()
+        var placements: [PlacementWrite] = []
         var failures: [JobWrite] = []
         for job in jobs {
-            let (target, why) = SchedulerDecisions.chooseTarget(for: job, registered: registered) { registry.executor(for: $0) != nil }
-            if let target {
-                chosen.append((job, target, why))
-            } else if let write = SchedulerDecisions.jobOnly(.placementFailed(.noMatchingOffer), job: job, message: why) {
-                failures.append(write)
+            let registry = self.registry
+            let input = PlacementPlanner.Input(
+                spec: job.spec, registered: registered, hasExecutor: { registry.executor(for: $0) != nil }, blocks: blocks, now: now,
+                resume: facts[job.id], runningSeconds: job.runningSeconds, migrateTo: job.migrateTo, lastTarget: job.lastTarget,
+                lastAttemptState: job.lastAttemptState, stores: stores)
+            let decision = planner.decide(input)
+            guard let chosen = decision.chosen, let target = targets[chosen.target] else {
+                // Only capacity blocks stand in the way: wait for them to lapse instead of failing.
+                let blockedOnly = !decision.candidates.isEmpty
+                    && decision.candidates.allSatisfy { $0.excluded?.hasPrefix("capacity for") ?? false }
+                let problem: PlacementProblem = blockedOnly ? .capacityUnavailable : .noMatchingOffer
+                let why = decision.why + (catalogProblem.map { " (the price catalogue could not be read: \($0))" } ?? "")
+                if var write = SchedulerDecisions.jobOnly(.placementFailed(problem), job: job, message: why, details: ["placement": Self.json(decision)]) {
+                    if blockedOnly {
+                        let soonest = blocks.map(\.until).min().map { $0.timeIntervalSince(now) } ?? configuration.retryBackoff.secondsValue
+                        write.backoff = max(1, min(soonest, configuration.maxBackoff.secondsValue))
+                    }
+                    failures.append(write)
+                }
+                continue
             }
-        }
-        let stores = chosen.map { job, target, _ in (job: job.id, store: (try? StoreURL(parsing: target.storage).description) ?? target.storage) }
-        let resume = try await store.newestCommitted(stores)
-        let placements = chosen.map { job, target, why in
+            let destination = stores[target.name] ?? target.storage
+            var resume: ResumePoint?
+            if let fact = facts[job.id] {
+                if fact.committedOn.contains(destination) {
+                    resume = ResumePoint(checkpointID: fact.checkpointID, step: fact.step)
+                } else if let source = fact.committedOn.sorted().first {
+                    // Make it consistent there first (only missing files move); place afterwards.
+                    startMove(fact.checkpointID, step: fact.step, from: source, to: target, for: job.id, reason: "placement")
+                    continue
+                }
+            }
             let number = job.attempts + 1
-            var placement = ["target": target.name, "why": why]
-            if let point = resume[job.id] { placement["resume_checkpoint"] = point.checkpointID; placement["resume_step"] = String(point.step) }
-            return PlacementWrite(
+            let price = chosen.hourlyPrice.map { String(format: "$%.2f/h", $0) } ?? "unpriced"
+            placements.append(PlacementWrite(
                 jobID: job.id, epoch: job.epoch, from: job.state, attemptID: UUID(), number: number,
-                key: "tern-\(job.id.uuidString.lowercased())-\(number)", target: target.name, resume: resume[job.id], placement: placement,
-                message: "attempt \(number) placed on \(target.name): \(why)\(resume[job.id].map { "; resumes from step \($0.step) (\($0.checkpointID.prefix(12)))" } ?? "; fresh start")")
+                key: "tern-\(job.id.uuidString.lowercased())-\(number)", target: target.name, region: target.region, offer: chosen.offer,
+                hourlyPrice: chosen.hourlyPrice, resume: resume, placementJSON: Self.json(decision),
+                message: "attempt \(number) placed on \(target.name) (\(chosen.offer ?? "-"), \(price)): \(decision.why)"
+                    + (resume.map { "; resumes from step \($0.step) (\($0.checkpointID.prefix(12)))" } ?? "; fresh start")))
         }
         return (placements, failures)
+    }
+
+    static func json<Value: Encodable>(_ value: Value) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// The form replicas record a store under (`StoreURL.description`).
+    static func canonicalStore(_ text: String) -> String {
+        (try? StoreURL(parsing: text).description) ?? text
+    }
+
+    // MARK: Moving checkpoints
+
+    /// What a move did, recorded as an event of each job that waited on it.
+    struct MoveOutcome: Sendable {
+        /// `<checkpoint>@<store>`, the move's key.
+        var key: String
+        var jobs: Set<UUID>
+        var checkpointID: String
+        var step: Int64
+        var target: String
+        var reason: String
+        var report: ReplicationReport?
+        var error: String?
+        var seconds: Double
+    }
+
+    /// Starts copying a committed checkpoint to a target's store in the background (at most
+    /// `moveParallelism` at once; others wait for a later tick). The job is placed once it is there.
+    private func startMove(_ checkpointID: String, step: Int64, from source: String, to target: TargetDefinition, for job: UUID, reason: String) {
+        let key = "\(checkpointID)@\(Self.canonicalStore(target.storage))"
+        moveWaiters[key, default: []].insert(job)
+        guard moves[key] == nil, moves.count < configuration.moveParallelism else { return }
+        let pool = self.pool, owner = leaseOwner, finished = finishedMoves, waker = self.waker, log = self.log
+        let sourceTarget = targets.values.first { Self.canonicalStore($0.storage) == source }
+        let scratch = configuration.scratch ?? configuration.home + "/scratch"
+        log("moving checkpoint \(checkpointID.prefix(12)) (step \(step)) from \(source) to \(target.name) (\(reason))")
+        moves[key] = Task {
+            let started = ContinuousClock.now
+            var outcome = MoveOutcome(key: key, jobs: [], checkpointID: checkpointID, step: step, target: target.name, reason: reason, seconds: 0)
+            do {
+                let stored = try await CheckpointRepository(pool: pool).checkpoint(reference: checkpointID)
+                let sealed = SealedCheckpoint(manifest: stored.manifest, manifestJSON: stored.manifestJSON, sidecar: stored.sidecar,
+                                              format: JobSpec.CheckpointFormat(rawValue: stored.format) ?? .marker)
+                let from = try sourceTarget.map { try TargetStore.open($0).store } ?? BlobStores.open(source)
+                let (to, url) = try TargetStore.open(target)
+                let journal = ReplicaRepository(pool: pool).journal(checkpointID: checkpointID, store: url, target: target.name, replicator: owner)
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+                outcome.report = try await CheckpointTransfer(source: from, destination: to, scratch: scratch).copy(sealed, journal: journal)
+            } catch {
+                outcome.error = "\(error)"
+                // A source that is not what it claims (a chunk that does not match) is demoted, so
+                // placement falls back to the previous consistent checkpoint.
+                if let bad = error as? CheckpointError, bad.storeCopyIsBad, let url = try? StoreURL(parsing: source) {
+                    let journal = ReplicaRepository(pool: pool).journal(checkpointID: checkpointID, store: url, target: sourceTarget?.name, replicator: owner)
+                    let opened = try? sourceTarget.map { try TargetStore.open($0).store } ?? BlobStores.open(source)
+                    if let opened { try? await Replicator(store: opened).demote(checkpointID, journal: journal, reason: "\(error)") }
+                }
+            }
+            outcome.seconds = (ContinuousClock.now - started).secondsValue
+            finished.append(outcome)
+            waker.wake()
+        }
+    }
+
+    /// Records the moves that finished since the last tick as events of the jobs that waited on them.
+    private func collectFinishedMoves(_ jobs: [OwnedJob]) -> [JobWrite] {
+        let done = finishedMoves.takeAll()
+        var writes: [JobWrite] = []
+        for var outcome in done {
+            moves[outcome.key] = nil
+            outcome.jobs = moveWaiters.removeValue(forKey: outcome.key) ?? []
+            for job in jobs where outcome.jobs.contains(job.id) {
+                var write = JobWrite(jobID: job.id, epoch: job.epoch, from: job.state, to: job.state)
+                if let report = outcome.report {
+                    write.eventKind = "checkpoint_replicated"
+                    write.message = String(format: "step %lld (%@) is now committed on %@ (%@): %lld bytes moved, %lld already there, %.1fs",
+                                           outcome.step, String(outcome.checkpointID.prefix(12)), outcome.target, outcome.reason,
+                                           report.bytesSent, report.bytesSkipped, outcome.seconds)
+                    write.details = ["checkpoint": outcome.checkpointID, "target": outcome.target, "bytes_moved": String(report.bytesSent),
+                                     "bytes_already_there": String(report.bytesSkipped), "reason": outcome.reason]
+                } else {
+                    write.eventKind = "checkpoint_replication_failed"
+                    write.message = "step \(outcome.step) (\(outcome.checkpointID.prefix(12))) could not be made consistent on \(outcome.target): \(outcome.error ?? "unknown error")"
+                    write.details = ["checkpoint": outcome.checkpointID, "target": outcome.target, "reason": outcome.reason]
+                }
+                writes.append(write)
+            }
+        }
+        return writes
+    }
+
+    /// Keeps each running job's newest committed checkpoint replicated to the targets in its
+    /// `checkpoint.replicate_to`, so a failover usually moves nothing; then collects checkpoints
+    /// beyond the spec's `keep`.
+    private func preReplicate(_ jobs: [OwnedJob]) async throws {
+        let candidates = jobs.filter { !$0.spec.checkpoint.replicateTo.isEmpty && [.starting, .running].contains($0.state) }
+        if candidates.isEmpty { return }
+        let facts = try await store.resumeFacts(jobs: candidates.map(\.id), stores: [])
+        for job in candidates {
+            guard let fact = facts[job.id], let source = fact.committedOn.sorted().first else { continue }
+            for name in job.spec.checkpoint.replicateTo {
+                guard let target = targets[name] else { continue }
+                if fact.committedOn.contains(Self.canonicalStore(target.storage)) { continue }
+                startMove(fact.checkpointID, step: fact.step, from: source, to: target, for: job.id, reason: "pre-replication")
+            }
+        }
     }
 
     // MARK: Launch
@@ -384,10 +553,11 @@ public actor Scheduler {
         }
         for (_, (executor, group)) in byExecutor {
             // Stops first, at most once per poll interval each, so the status read after sees them.
-            for (_, live, stop, handle) in group where stop != nil {
+            for (job, live, stop, handle) in group where stop != nil {
                 if lastStopSent[live.id].map({ clock.now - $0 < configuration.pollInterval }) ?? false { continue }
                 lastStopSent[live.id] = clock.now
-                do { try await executor.stop(handle, grace: configuration.stopGrace) } catch { log("stopping \(live.key): \(error)") }
+                let grace = job.stopGrace.map { Duration.milliseconds(Int64($0 * 1000)) } ?? configuration.stopGrace
+                do { try await executor.stop(handle, grace: grace) } catch { log("stopping \(live.key): \(error)") }
             }
             let statuses: [String: ExecutorStatus]
             do {
@@ -426,6 +596,20 @@ public actor Scheduler {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
         return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Values handed from background tasks to the loop.
+final class Inbox<Value: Sendable>: Sendable {
+    private let values = Mutex<[Value]>([])
+
+    func append(_ value: Value) { values.withLock { $0.append(value) } }
+
+    func takeAll() -> [Value] {
+        values.withLock { values in
+            defer { values = [] }
+            return values
+        }
     }
 }
 

@@ -37,6 +37,17 @@ public struct SchedulerConfiguration: Sendable {
     public var agentDatabaseURL: String
     /// Where relative workdirs go when a job has no submit directory, and the local executor's root.
     public var home: String
+    /// The price catalogue (`catalog/gpu-offers.csv`); nil or missing: no catalogue prices (cloud
+    /// targets without `hourly_cost` are then left out, local and Slurm ones cost what they say).
+    public var catalogPath: String?
+    /// How long an offer stays blocked after a capacity refusal.
+    public var capacityBlock: Duration = .seconds(600)
+    /// Checkpoint moves (failover, migration, pre-replication) at once.
+    public var moveParallelism = 2
+    /// How often running jobs' newest checkpoints are checked against `checkpoint.replicate_to`.
+    public var preReplicationInterval: Duration = .seconds(2)
+    /// Where checkpoints in transit between stores are kept (default `<home>/scratch`).
+    public var scratch: String?
     /// The environment secrets are read from at dispatch.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// Called at named points (`after-claim`, `after-attempt-row`, `after-launch`, `after-record`);

@@ -119,34 +119,4 @@ enum SchedulerDecisions {
         return JobWrite(jobID: job.id, epoch: job.epoch, from: move.from, to: move.to, eventKind: move.event.name,
                         jobReason: move.reason?.rawValue, eventReason: move.reason?.rawValue, message: message, details: details)
     }
-
-    /// Where the job's next attempt goes: the target `tern migrate` named, else the spec's first
-    /// fitting target — or, after a preemption or loss with `on_preemption: failover`, the next one
-    /// after the target that failed. Nil with the reasons when none fits.
-    static func chooseTarget(for job: OwnedJob, registered: [TargetDefinition],
-                             hasExecutor: (TargetDefinition) -> Bool) -> (target: TargetDefinition?, why: String) {
-        let candidates = CandidateTargets(spec: job.spec, registered: registered)
-        let fitting = candidates.fitting.filter(hasExecutor)
-        var rejected = candidates.rejected.map { "\($0.name): \($0.reason)" }
-        rejected += candidates.fitting.filter { !hasExecutor($0) }.map { "\($0.name): this Tern has no \($0.kind.rawValue) executor yet" }
-        if let wanted = job.migrateTo {
-            if let target = fitting.first(where: { $0.name == wanted }) { return (target, "moved to \(wanted) as asked") }
-            rejected.insert("\(wanted) (asked for by tern migrate): cannot run the job", at: 0)
-        }
-        guard !fitting.isEmpty else {
-            return (nil, rejected.isEmpty ? "no registered target fits the spec" : "no target fits: " + rejected.joined(separator: "; "))
-        }
-        let failedOver = job.lastAttemptState == .preempted || job.lastAttemptState == .lost
-        if failedOver, job.spec.recovery.onPreemption == .failover, fitting.count > 1,
-           let last = job.lastTarget, let index = fitting.firstIndex(where: { $0.name == last }) {
-            let next = fitting[(index + 1) % fitting.count]
-            return (next, "failover from \(last) after its attempt was \(job.lastAttemptState!.rawValue)")
-        }
-        if failedOver, job.spec.recovery.onPreemption == .sameTarget, let last = job.lastTarget,
-           let same = fitting.first(where: { $0.name == last }) {
-            return (same, "same target after a \(job.lastAttemptState!.rawValue) attempt (on_preemption: same-target)")
-        }
-        // `placement.targets` order (CandidateTargets keeps it), for both strategies until prices come in.
-        return (fitting[0], "the first target in the spec's order that fits")
-    }
 }

@@ -25,6 +25,8 @@ struct OwnedJob: Sendable {
     var lastAttemptState: AttemptState?
     /// Where `tern migrate` asked the job to go.
     var migrateTo: String?
+    /// The grace `tern migrate --graceful/--now` asked for, in seconds.
+    var stopGrace: Double?
     var live: LiveAttempt?
 }
 
@@ -86,8 +88,12 @@ struct PlacementWrite: Sendable {
     var number: Int
     var key: String
     var target: String
+    var region: String? = nil
+    var offer: String? = nil
+    var hourlyPrice: Double? = nil
     var resume: ResumePoint?
-    var placement: [String: String]
+    /// The placement decision as a JSON object (every candidate with its score or exclusion).
+    var placementJSON: String
     var message: String
 }
 
@@ -181,7 +187,7 @@ struct SchedulerStore: Sendable {
     func load(_ jobs: [(UUID, Int64)], heartbeatTimeout: Double, specs: [UUID: JobSpec]) async throws -> [OwnedJob] {
         if jobs.isEmpty { return [] }
         let rows = try await pool.query("""
-            SELECT j.id, j.lease_epoch, j.name, j.state, j.restarts, j.preemptions, j.workdir_base, j.migrate_to,
+            SELECT j.id, j.lease_epoch, j.name, j.state, j.restarts, j.preemptions, j.workdir_base, j.migrate_to, j.stop_grace_seconds,
                    (j.next_attempt_at IS NULL OR j.next_attempt_at <= now()) AS due,
                    extract(epoch FROM now() - j.started_at)::float8 AS running_seconds,
                    CASE WHEN m.known THEN NULL ELSE j.spec::text END AS spec,
@@ -231,6 +237,7 @@ struct SchedulerStore: Sendable {
                 lastTarget: try row.decode(String?.self, column: "last_target"),
                 lastAttemptState: try row.decode(String?.self, column: "last_state").flatMap(AttemptState.init(rawValue:)),
                 migrateTo: try row.decode(String?.self, column: "migrate_to"),
+                stopGrace: try row.decode(Double?.self, column: "stop_grace_seconds"),
                 live: live))
         }
         return loaded
@@ -254,6 +261,82 @@ struct SchedulerStore: Sendable {
         return points
     }
 
+    /// For each job, the newest checkpoint committed on any store, where it is committed, and the
+    /// bytes of it each of `stores` lacks (files whose root no committed checkpoint there holds).
+    func resumeFacts(jobs: [UUID], stores: [String]) async throws -> [UUID: ResumeFacts] {
+        if jobs.isEmpty { return [:] }
+        let newest = try await pool.query("""
+            SELECT DISTINCT ON (l.job_id) l.job_id, l.checkpoint_id, l.step, c.bytes
+            FROM job_checkpoints l JOIN checkpoints c ON c.id = l.checkpoint_id
+            WHERE l.job_id = ANY(\(jobs)::uuid[])
+              AND EXISTS (SELECT 1 FROM replicas r WHERE r.checkpoint_id = l.checkpoint_id AND r.state = 'committed')
+            ORDER BY l.job_id, l.step DESC, l.created_at DESC
+            """)
+        var facts: [UUID: ResumeFacts] = [:]
+        for row in newest {
+            let (job, id, step, bytes) = try row.decode(UUID.self, String.self, Int64.self, Int64.self)
+            facts[job] = ResumeFacts(checkpointID: id, step: step, totalBytes: bytes, committedOn: [], missingBytes: [:])
+        }
+        let ids = Array(Set(facts.values.map(\.checkpointID)))
+        if ids.isEmpty { return facts }
+        var committed: [String: Set<String>] = [:]
+        for row in try await pool.query("SELECT checkpoint_id, store_url FROM replicas WHERE checkpoint_id = ANY(\(ids)::text[]) AND state = 'committed'") {
+            let (id, store) = try row.decode(String.self, String.self)
+            committed[id, default: []].insert(store)
+        }
+        var missing: [String: [String: Int64]] = [:]
+        if !stores.isEmpty {
+            let rows = try await pool.query("""
+                SELECT f.checkpoint_id, s.store,
+                       coalesce(sum(f.size) FILTER (WHERE NOT EXISTS (
+                           SELECT 1 FROM checkpoint_files g JOIN replicas r ON r.checkpoint_id = g.checkpoint_id
+                           WHERE g.root = f.root AND r.store_url = s.store AND r.state = 'committed')), 0)::int8 AS missing
+                FROM checkpoint_files f CROSS JOIN unnest(\(stores)::text[]) AS s(store)
+                WHERE f.checkpoint_id = ANY(\(ids)::text[])
+                GROUP BY f.checkpoint_id, s.store
+                """)
+            for row in rows {
+                let (id, store, bytes) = try row.decode(String.self, String.self, Int64.self)
+                missing[id, default: [:]][store] = bytes
+            }
+        }
+        for (job, fact) in facts {
+            facts[job]?.committedOn = committed[fact.checkpointID] ?? []
+            facts[job]?.missingBytes = missing[fact.checkpointID] ?? [:]
+        }
+        return facts
+    }
+
+    /// The database's clock.
+    func databaseNow() async throws -> Date {
+        try await pool.query("SELECT now()").scalar(Date.self)
+    }
+
+    /// Capacity blocks in force now.
+    func capacityBlocks() async throws -> [CapacityBlock] {
+        let rows = try await pool.query("SELECT target, region, offer, blocked_until, error FROM capacity_blocks WHERE blocked_until > now()")
+        return try rows.map { row in
+            let (target, region, offer, until, error) = try row.decode(String.self, String.self, String.self, Date.self, String?.self)
+            return CapacityBlock(target: target, region: region, offer: offer, until: until, error: error)
+        }
+    }
+
+    /// Blocks an offer of a target for `seconds` (database time) after it refused for lack of capacity.
+    func block(target: String, region: String?, offer: String, seconds: Double, error: String) async throws {
+        try await pool.query("""
+            INSERT INTO capacity_blocks (target, region, offer, blocked_until, error)
+            VALUES (\(target), \(region ?? ""), \(offer), now() + make_interval(secs => \(seconds)), \(String(error.prefix(500))))
+            ON CONFLICT (target, region, offer) DO UPDATE SET blocked_until = excluded.blocked_until, error = excluded.error, created_at = now()
+            """)
+    }
+
+    /// The offer and region an attempt was placed with.
+    func offer(ofAttempt id: UUID) async throws -> (region: String?, offer: String?) {
+        let rows = try await pool.query("SELECT region, offer FROM attempts WHERE id = \(id)")
+        guard let row = rows.first else { return (nil, nil) }
+        return try row.decode(String?.self, String?.self)
+    }
+
     // MARK: Writing
 
     /// Writes new attempts (placement). Returns the jobs whose write applied.
@@ -264,19 +347,21 @@ struct SchedulerStore: Sendable {
                 SELECT * FROM unnest(\(writes.map(\.jobID))::uuid[], \(writes.map(\.epoch))::int8[], \(writes.map(\.from.rawValue))::text[],
                                      \(writes.map(\.attemptID))::uuid[], \(writes.map(\.number))::int8[], \(writes.map(\.key))::text[],
                                      \(writes.map(\.target))::text[], \(NullableTextArray(writes.map { $0.resume?.checkpointID }))::text[],
-                                     \(writes.map { JSONValue.object($0.placement.mapValues(JSONValue.string)).canonicalText })::text[],
-                                     \(writes.map(\.message))::text[])
-                     AS i(job_id, epoch, from_state, attempt_id, number, key, target, resume, placement, message)
+                                     \(writes.map(\.placementJSON))::text[], \(writes.map(\.message))::text[],
+                                     \(NullableTextArray(writes.map(\.region)))::text[], \(NullableTextArray(writes.map(\.offer)))::text[],
+                                     \(NullableTextArray(writes.map { $0.hourlyPrice.map { String($0) } }))::text[])
+                     AS i(job_id, epoch, from_state, attempt_id, number, key, target, resume, placement, message, region, offer, hourly_price)
             ),
             moved AS (
-                UPDATE jobs j SET state = 'starting', failure_reason = NULL, next_attempt_at = NULL, migrate_to = NULL
+                UPDATE jobs j SET state = 'starting', failure_reason = NULL, next_attempt_at = NULL, migrate_to = NULL, stop_grace_seconds = NULL
                 FROM input i
                 WHERE j.id = i.job_id AND j.lease_epoch = i.epoch AND j.lease_owner = \(owner) AND j.state = i.from_state
                 RETURNING j.id
             ),
             inserted AS (
-                INSERT INTO attempts (id, job_id, number, idempotency_key, target, resume_checkpoint, placement, scheduler)
-                SELECT i.attempt_id, i.job_id, i.number, i.key, i.target, i.resume, i.placement::jsonb, \(scheduler)
+                INSERT INTO attempts (id, job_id, number, idempotency_key, target, resume_checkpoint, placement, scheduler, region, offer, hourly_price)
+                SELECT i.attempt_id, i.job_id, i.number, i.key, i.target, i.resume, i.placement::jsonb, \(scheduler), i.region, i.offer,
+                       i.hourly_price::numeric
                 FROM input i JOIN moved m ON m.id = i.job_id
                 RETURNING id
             ),

@@ -69,15 +69,20 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
     /// A file holding credentials for this target (read at use, never stored).
     public var credentialsFile: String?
     public var labels: [String: String]
+    /// What one node costs per hour in US dollars, for targets the price catalogue does not cover
+    /// (local, Slurm, Kubernetes); on a cloud target it overrides the catalogue. Nil: the catalogue's
+    /// price for cloud targets, 0 for the others.
+    public var hourlyCost: Double?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, region, storage, accelerators, spot, settings, labels
         case maxNodes = "max_nodes"
         case credentialsFile = "credentials_file"
+        case hourlyCost = "hourly_cost"
     }
 
     public init(name: String, kind: ExecutorKind, region: String?, storage: String, accelerators: [AcceleratorRequest], maxNodes: Int,
-                spot: Bool, settings: [String: JSONValue], credentialsFile: String?, labels: [String: String]) {
+                spot: Bool, settings: [String: JSONValue], credentialsFile: String?, labels: [String: String], hourlyCost: Double? = nil) {
         self.name = name
         self.kind = kind
         self.region = region
@@ -88,6 +93,7 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
         self.settings = settings
         self.credentialsFile = credentialsFile
         self.labels = labels
+        self.hourlyCost = hourlyCost
     }
 
     /// SHA-256 of the canonical JSON, so re-applying an unchanged file writes nothing.
@@ -112,7 +118,7 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
 
 /// Reads a targets file: `targets:` mapping names to definitions.
 public enum TargetsFileParser {
-    static let targetKeys = ["kind", "region", "storage", "accelerators", "max_nodes", "spot", "settings", "credentials_file", "labels"]
+    static let targetKeys = ["kind", "region", "storage", "accelerators", "max_nodes", "spot", "settings", "credentials_file", "labels", "hourly_cost"]
     /// Setting names that look like they hold a secret; those belong in the environment or a file.
     static let secretHints = ["secret", "password", "token", "access_key", "private_key", "credential", "sas", "api_key", "account_key"]
 
@@ -182,10 +188,18 @@ public enum TargetsFileParser {
         }
         let credentialsFile = mapping["credentials_file"].flatMap { $0.nonEmptyString(what: "a path to a credentials file") }
         let labels = mapping["labels"].flatMap(JobSpecReader.readLabels) ?? [:]
+        var hourlyCost: Double?
+        if let field = mapping["hourly_cost"], let value = field.number(what: "a price in US dollars per node-hour") {
+            if value < 0 || !value.isFinite {
+                field.report("expected a price of 0 or more in US dollars per node-hour, found \(YAMLCursor.truncated(field.scalarText ?? ""))")
+            } else {
+                hourlyCost = value
+            }
+        }
         mapping.rejectUnknownKeys(known: targetKeys)
         guard let kind, let storage, let maxNodes, let spot else { return nil }
         return TargetDefinition(name: name, kind: kind, region: region, storage: storage, accelerators: accelerators, maxNodes: maxNodes,
-                                spot: spot, settings: settings, credentialsFile: credentialsFile, labels: labels)
+                                spot: spot, settings: settings, credentialsFile: credentialsFile, labels: labels, hourlyCost: hourlyCost)
     }
 
     private static func readStorage(_ field: YAMLCursor, kind: ExecutorKind?) -> String? {

@@ -30,7 +30,7 @@ struct CheckpointPushCommand: AsyncParsableCommand {
     @Flag(help: "Read every byte back from the store after the copy (level L2).") var deep = false
     @Option(help: ArgumentHelp("Transfers at once.", valueName: "n")) var parallel = 4
     @Option(name: .customLong("part-size"), help: ArgumentHelp("Files larger than this many MiB go in parts that survive a crash (S3's minimum is 5).", valueName: "MiB"))
-    var partSize = 64
+    var partSize = 16
     @Flag(name: .customLong("no-record"), help: "Use no database: CKPT must be a directory and the destination a URL.") var noRecord = false
     @Flag(help: "Show transfer progress on standard error even when it is not a terminal.") var progress = false
     @Flag(help: "Print the outcome as JSON.") var json = false

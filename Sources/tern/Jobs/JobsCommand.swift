@@ -125,6 +125,11 @@ struct ShowCommand: AsyncParsableCommand {
             }
             print(formatTable([["#", "TARGET", "STATE", "REASON", "EXIT", "STARTED", "ENDED", "RESUMED FROM"]] + rows))
         }
+        if let latest = attempts.last, let text = latest.placementJSON,
+           let decision = try? JSONDecoder().decode(PlacementDecision.self, from: Data(text.utf8)) {
+            print("\nplacement of attempt \(latest.number): \(decision.why)")
+            print(PlacementTable.render(decision))
+        }
         if !checkpoints.isEmpty {
             print("\ncheckpoints (newest first; all with `tern checkpoints \(shortID(record.id))`):")
             let rows = checkpoints.prefix(5).map { checkpoint in

@@ -61,7 +61,7 @@ struct SubmitCommand: AsyncParsableCommand {
         for index in plans.indices { plans[index].job.workdirBase = here }
 
         if dryRun {
-            try printDryRun(plans)
+            try await printDryRun(plans, registered: targets, pool: pool)
             return
         }
 
@@ -78,23 +78,51 @@ struct SubmitCommand: AsyncParsableCommand {
         }
     }
 
-    private func printDryRun(_ plans: [SubmissionPlan]) throws {
+    private func printDryRun(_ plans: [SubmissionPlan], registered: [TargetDefinition], pool: PostgresPool) async throws {
+        var decisions: [PlacementDecision] = []
+        for plan in plans {
+            do {
+                decisions.append(try await PlacementPreview.decide(plan.spec, registered: registered, pool: pool, catalogPath: CatalogFile.locate()) {
+                    PlacementPreview.executorKinds.contains($0.kind)
+                })
+            } catch let error as CatalogError {
+                throw CommandFailure(message: error.description, exitCode: 2)
+            }
+        }
         if json {
-            try printJSON(plans.map { plan in
+            try printJSON(zip(plans, decisions).map { plan, decision in
                 DryRunJSON(file: plan.file, specHash: plan.job.specHash, spec: CanonicalJSON.value(of: plan.spec),
                            candidates: plan.candidates.fitting.map(\.name),
-                           rejected: plan.candidates.rejected.map { .init(target: $0.name, reason: $0.reason) })
+                           rejected: plan.candidates.rejected.map { .init(target: $0.name, reason: $0.reason) }, placement: decision)
             }, convertKeys: false)
             return
         }
-        for plan in plans {
+        for (plan, decision) in zip(plans, decisions) {
             print("\(plan.file): valid; nothing submitted (--dry-run)")
             print("spec_hash: \(plan.job.specHash)")
             print("normalised spec:")
             print(plan.job.specJSON)
             print("candidate targets: \(plan.candidates.fitting.map(\.name).joined(separator: ", "))")
             for rejected in plan.candidates.rejected { print("  not \(rejected.name): \(rejected.reason)") }
+            print("placement now: \(decision.chosen.map { "\($0.target) — " } ?? "nowhere — ")\(decision.why)")
+            print(PlacementTable.render(decision))
         }
+    }
+}
+
+/// A placement decision as a table: every candidate with its cost terms, or why it was left out.
+enum PlacementTable {
+    static func render(_ decision: PlacementDecision) -> String {
+        let rows = decision.candidates.sorted { ($0.score ?? .infinity, $0.target) < ($1.score ?? .infinity, $1.target) }.map { candidate -> [String] in
+            let mark = candidate.target == decision.chosen?.target ? "*" : " "
+            guard candidate.excluded == nil else { return [mark, candidate.target, "-", "-", "-", "-", "-", "excluded: " + (candidate.excluded ?? "")] }
+            func money(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "-" }
+            return [mark, candidate.target, (candidate.offer ?? "-") + (candidate.spot ? " (spot)" : ""), money(candidate.hourlyPrice),
+                    money(candidate.computeCost), candidate.missingBytes.map { byteText($0) } ?? "-",
+                    money((candidate.egressCost ?? 0) + (candidate.restorePenalty ?? 0)), money(candidate.score)]
+        }
+        let header = ["", "TARGET", "OFFER", "$/H", String(format: "COMPUTE (%.1fh)", decision.expectedHours), "TO MOVE", "MOVE+RESTORE $", "SCORE $"]
+        return formatTable([header] + rows)
     }
 }
 
@@ -116,6 +144,7 @@ struct DryRunJSON: Encodable {
     var spec: JSONValue
     var candidates: [String]
     var rejected: [Rejection]
+    var placement: PlacementDecision
     struct Rejection: Encodable { var target: String; var reason: String }
-    enum CodingKeys: String, CodingKey { case file, spec, candidates, rejected; case specHash = "spec_hash" }
+    enum CodingKeys: String, CodingKey { case file, spec, candidates, rejected, placement; case specHash = "spec_hash" }
 }

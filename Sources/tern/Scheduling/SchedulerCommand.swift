@@ -74,6 +74,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             configuration.retryBackoff = retryBackoff.duration
             configuration.agentCheckpointPoll = checkpointPoll.duration
             configuration.faultPoint = Self.crashPoint()
+            configuration.catalogPath = CatalogFile.locate()
             let quiet = quiet
             let scheduler = Scheduler(pool: pool, configuration: configuration, registry: .standard(home: home)) { line in
                 if !quiet { Self.log(line) }

@@ -80,23 +80,40 @@ struct MigrationsOptions: ParsableArguments {
 /// (`../share/tern/migrations`), or in the source tree the program was built in.
 enum MigrationsDirectory {
     static func locate(explicit: String?) throws -> String {
-        let fileManager = FileManager.default
         if let explicit { return explicit }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["TERN_MIGRATIONS_DIR"], !fromEnvironment.isEmpty {
+        if let found = InstalledFiles.locate("migrations", marker: "0001_init.sql", environment: "TERN_MIGRATIONS_DIR") { return found }
+        throw CommandFailure(message: "cannot find Tern's migrations directory (looked beside \(InstalledFiles.executable) and in the current directory); set TERN_MIGRATIONS_DIR or pass --migrations DIR")
+    }
+}
+
+/// The price catalogue (catalog/gpu-offers.csv): $TERN_CATALOG, beside the program, or in the
+/// source tree. Nil when there is none (placement then prices only targets with hourly_cost).
+enum CatalogFile {
+    static func locate() -> String? {
+        if let file = ProcessInfo.processInfo.environment["TERN_CATALOG"], !file.isEmpty { return file }
+        return InstalledFiles.locate("catalog", marker: "gpu-offers.csv", environment: nil).map { $0 + "/gpu-offers.csv" }
+    }
+}
+
+/// Files Tern ships beside its program: `<prefix>/share/tern/NAME` when installed, `<repo>/NAME`
+/// in a development build (which lives in <repo>/.build/<triple>/debug), or ./NAME.
+enum InstalledFiles {
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func locate(_ name: String, marker: String, environment variable: String?) -> String? {
+        let fileManager = FileManager.default
+        if let variable, let fromEnvironment = ProcessInfo.processInfo.environment[variable], !fromEnvironment.isEmpty {
             return fromEnvironment
         }
-        let executable = (try? fileManager.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = (executable as NSString).deletingLastPathComponent
-        var candidates = [directory + "/../share/tern/migrations"]
-        // A development build lives in <repo>/.build/<triple>/debug: walk up to the repository.
+        var candidates = [directory + "/../share/tern/" + name]
         while directory != "/" && !directory.isEmpty {
-            candidates.append(directory + "/migrations")
+            candidates.append(directory + "/" + name)
             directory = (directory as NSString).deletingLastPathComponent
         }
-        candidates.append(fileManager.currentDirectoryPath + "/migrations")
-        for candidate in candidates where fileManager.fileExists(atPath: candidate + "/0001_init.sql") {
-            return (candidate as NSString).standardizingPath
-        }
-        throw CommandFailure(message: "cannot find Tern's migrations directory (looked beside \(executable) and in the current directory); set TERN_MIGRATIONS_DIR or pass --migrations DIR")
+        candidates.append(fileManager.currentDirectoryPath + "/" + name)
+        return candidates.first { fileManager.fileExists(atPath: $0 + "/" + marker) }.map { ($0 as NSString).standardizingPath }
     }
 }
