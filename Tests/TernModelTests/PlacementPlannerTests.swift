@@ -29,8 +29,10 @@ import Testing
     static let onprem = target("onprem", .slurm, hourly: 60, storage: "file:///shared/ckpt")
     static let all = [aws, gcp, azure, onprem]
 
-    static func spec(_ yaml: String) -> JobSpec {
-        try! JobSpecParser.parse("name: t\nrun: train\nresources: {accelerators: H100:8}\n" + yaml, file: "t.yaml").get().spec
+    /// A spec asking for H100:8 unless `yaml` says otherwise.
+    static func spec(_ yaml: String) throws -> JobSpec {
+        let resources = yaml.contains("resources:") ? "" : "resources: {accelerators: H100:8}\n"
+        return try JobSpecParser.parse("name: t\nrun: train\n" + resources + yaml, file: "t.yaml").get().spec
     }
 
     static func decide(_ spec: JobSpec, targets: [TargetDefinition] = all, blocks: [CapacityBlock] = [], resume: ResumeFacts? = nil,
@@ -57,7 +59,7 @@ import Testing
                                                             "file:///shared/ckpt": 500_000_000_000])
 
     static let rows: [Row] = [
-        Row(label: "cheapest on-demand: GCP's $88.49 beats $98.32 and on-prem's 60 × 1 node? no: on-prem is $60", spec: "", chosen: "onprem"),
+        Row(label: "cheapest: on-prem at its own $60 an hour beats GCP's $88.49 and $98.32 elsewhere", spec: "", chosen: "onprem"),
         Row(label: "price with 2 nodes: on-prem 120, GCP 176.98", spec: "nodes: 2", chosen: "onprem"),
         Row(label: "max_hourly_cost leaves out everything above", spec: "placement: {max_hourly_cost: 90, targets: [aws, gcp, azure]}",
             chosen: "gcp", excluded: ["aws": "over max_hourly_cost", "azure": "over max_hourly_cost"]),
@@ -88,15 +90,15 @@ import Testing
         Row(label: "tern migrate goes where asked, even to a dearer target", spec: "placement: {targets: [gcp, aws]}", migrateTo: "aws", chosen: "aws"),
         Row(label: "tern migrate to a target that cannot run it places nowhere", spec: "placement: {targets: [gcp, aws], max_hourly_cost: 90}",
             migrateTo: "aws", chosen: nil, excluded: ["aws": "over max_hourly_cost"]),
-        Row(label: "accelerators the catalogue has no price for leave a cloud target out", spec: "resources: {accelerators: A100:8}\nplacement: {targets: [gcp]}",
+        Row(label: "an A100:8 job gets GCP's A100 offer", spec: "resources: {accelerators: A100:8}\nplacement: {targets: [gcp]}",
             chosen: "gcp"),
         Row(label: "a shape the target does not offer is refused", spec: "resources: {accelerators: L4:1}\nplacement: {targets: [gcp, aws]}",
             chosen: nil, excluded: ["gcp": "needs L4:1", "aws": "needs L4:1"]),
     ]
 
     @Test("placement decisions", arguments: rows)
-    func decisions(row: Row) {
-        let decision = Self.decide(Self.spec(row.spec), blocks: row.blocks, resume: row.resume, migrateTo: row.migrateTo, last: row.last)
+    func decisions(row: Row) throws {
+        let decision = Self.decide(try Self.spec(row.spec), blocks: row.blocks, resume: row.resume, migrateTo: row.migrateTo, last: row.last)
         #expect(decision.chosen?.target == row.chosen, "\(decision.why)")
         for (target, reason) in row.excluded {
             let candidate = decision.candidates.first { $0.target == target }
@@ -108,7 +110,7 @@ import Testing
 
     @Test("the score adds compute, egress and the restore penalty as documented")
     func scoreTerms() throws {
-        let decision = Self.decide(Self.spec("placement: {targets: [gcp]}\ntimeout: 2h"), resume: Self.checkpointOnAWS)
+        let decision = Self.decide(try Self.spec("placement: {targets: [gcp]}\ntimeout: 2h"), resume: Self.checkpointOnAWS)
         let gcp = try #require(decision.chosen)
         #expect(gcp.hourlyPrice == 88.49)
         #expect(gcp.computeCost == 88.49 * 2)
