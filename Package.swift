@@ -67,7 +67,7 @@ let package = Package(
         ),
 
         // Starts the throwaway PostgreSQL cluster every database test uses, and stops it by PID at exit.
-        .target(name: "TernTestSupport", dependencies: ["TernPostgres"], path: "Tests/TernTestSupport", swiftSettings: strictSettings),
+        .target(name: "TernTestSupport", dependencies: ["TernPostgres", "TernStorage", "TernCrypto"], path: "Tests/TernTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "TernPostgresTests", dependencies: ["TernPostgres", "TernTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TernCryptoTests", dependencies: ["TernCrypto"], swiftSettings: strictSettings),
         .testTarget(name: "TernModelTests", dependencies: ["TernModel"], swiftSettings: strictSettings),

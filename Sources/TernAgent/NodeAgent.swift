@@ -82,7 +82,7 @@ private struct Session {
         let pool = try PostgresPool(connectionString: connection, maxConnections: 3)
         defer { Task { await pool.close() } }
         let storeURL = try StoreURL(parsing: plan.storage)
-        let store = try BlobStores.open(storeURL, options: StoreOptions(environment: environment, credentialsFile: plan.credentialsFile, region: plan.storageRegion))
+        let store = try BlobStores.open(storeURL, options: StoreOptions(endpoint: plan.storageEndpoint, environment: environment, credentialsFile: plan.credentialsFile, region: plan.storageRegion))
 
         let control = StopControl()
         let signals = SignalWatch(control: control, log: log)

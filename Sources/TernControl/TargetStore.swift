@@ -8,7 +8,8 @@ public enum TargetStore {
     /// CLI's `--endpoint` and `--credentials-file`).
     public static func open(_ target: TargetDefinition, endpoint: String? = nil, credentialsFile: String? = nil) throws(StoreError) -> (store: any BlobStore, url: StoreURL) {
         let url = try StoreURL(parsing: target.storage)
-        let options = StoreOptions(endpoint: endpoint, credentialsFile: credentialsFile ?? target.credentialsFile, region: target.region)
+        let options = StoreOptions(endpoint: endpoint ?? target.storageEndpoint, credentialsFile: credentialsFile ?? target.credentialsFile,
+                                   region: target.region)
         return (try BlobStores.open(url, options: options), url)
     }
 }

@@ -17,6 +17,8 @@ public struct AttemptPlan: Sendable, Hashable, Codable {
     /// The target's store, where checkpoints are committed and restored from.
     public var storage: String
     public var storageRegion: String?
+    /// The store's endpoint when not the cloud's public one (the target's `storage_endpoint`).
+    public var storageEndpoint: String?
     public var credentialsFile: String?
     public var nodes: Int
     public var gpusPerNode: Int

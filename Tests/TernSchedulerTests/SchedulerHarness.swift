@@ -1,5 +1,6 @@
 import Foundation
 @testable import TernControl
+import TernCheckpoints
 import TernExecutors
 import TernModel
 import TernPostgres
@@ -98,7 +99,7 @@ struct SchedulerHarness {
             group.addTask { try await scheduler.runUntilIdle() }
             group.addTask {
                 try await Task.sleep(for: limit)
-                throw SchedulerTestTimeout(limit: limit)
+                throw SchedulerTestTimeout(limit: limit, what: "the scheduler to finish its jobs")
             }
             try await group.next()
             group.cancelAll()
@@ -106,9 +107,46 @@ struct SchedulerHarness {
     }
 }
 
+extension SchedulerHarness {
+    /// Polls `condition` until it holds (every 50 ms), failing after `limit`: for states another
+    /// task or process reaches (a checkpoint committed, an attempt running).
+    func wait(_ what: String, limit: Duration = .seconds(60), until condition: () async throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: limit)
+        while try await !condition() {
+            if clock.now > deadline { throw SchedulerTestTimeout(limit: limit, what: what) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Steps of the job's checkpoints committed on the store of `target`.
+    func committedSteps(job: UUID, target: String) async throws -> [Int64] {
+        try await ReplicaRepository(pool: pool).replicas(job: job).filter { $0.replica.state == .committed && $0.replica.target == target }
+            .map(\.step).sorted()
+    }
+
+    /// Takes a local attempt's capacity back, as a cloud reclaims a spot instance.
+    func preempt(job: UUID, target: String) async throws {
+        let attempt = try #require(try await attempts(job).last)
+        let definition = try #require(try await TargetRepository(pool: pool).definitions().first { $0.name == target })
+        try await LocalExecutor(home: home).preempt(AttemptHandle(key: attempt.key, externalID: attempt.externalID, target: definition, nodes: 1))
+    }
+
+    /// The manifest id of step `steps` of a straight run of the example trainer, for bit-identity.
+    func straightRun(steps: Int, every: Int, modelMB: Double = 1, extra: [String] = []) throws -> String {
+        let directory = home + "/straight-\(UUID().uuidString.prefix(8))"
+        let status = try ChildProcess.run("/usr/bin/env", ["python3", Self.repository + "/examples/trainer/train.py", "--ckpt-dir", directory,
+                                                           "--steps", String(steps), "--checkpoint-every", String(every), "--model-mb", String(modelMB)] + extra,
+                                          outputPath: directory + ".log")
+        guard status == 0 else { throw SchedulerTestTimeout(limit: .zero, what: "the straight trainer run exited \(status)") }
+        return String(format: "%@/step-%08d", directory, steps)
+    }
+}
+
 struct SchedulerTestTimeout: Error, CustomStringConvertible {
     var limit: Duration
-    var description: String { "the scheduler did not finish its jobs within \(limit)" }
+    var what = "the scheduler to finish its jobs"
+    var description: String { "waited \(limit) for \(what)" }
 }
 
 /// Processes whose environment carries `TERN_JOB_ID=<job>`: what a job left running.

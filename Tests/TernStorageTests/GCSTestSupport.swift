@@ -19,19 +19,6 @@ enum GCSTestSupport: StoreTestSupport {
 
     static let installHint = "run `make test` (scripts/install-test-tools.sh) to install fake-gcs-server"
 
-    /// The fake-gcs-server binary that scripts/install-test-tools.sh recorded.
-    static func fakeGCSBinary() throws -> String {
-        let pathFile = "\(packageRoot)/.venv-tools/fake-gcs-server.path"
-        guard let text = try? String(contentsOfFile: pathFile, encoding: .utf8) else {
-            throw Missing(description: "\(pathFile) is missing: \(installHint)")
-        }
-        let binary = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard access(binary, X_OK) == 0 else {
-            throw Missing(description: "fake-gcs-server is not at \(binary): \(installHint)")
-        }
-        return binary
-    }
-
     /// The tools virtualenv's Python, which has PyJWT and cryptography for the fake token endpoint.
     static func toolsPython() throws -> String {
         let python = "\(packageRoot)/.venv-tools/bin/python"
@@ -53,13 +40,7 @@ enum GCSTestSupport: StoreTestSupport {
 
     // MARK: fake-gcs-server
 
-    static let fakeGCS = SharedResource<TestServer> {
-        let binary = try fakeGCSBinary()
-        return try await TestServer.start(name: "fake-gcs-server", program: binary) { port in
-            ["-scheme", "http", "-host", "127.0.0.1", "-port", "\(port)", "-backend", "memory",
-             "-external-url", "http://127.0.0.1:\(port)", "-log-level", "error"]
-        }
-    }
+    static var fakeGCS: SharedResource<TestServer> { TestFakeGCS.shared }
 
     /// A fresh bucket on fake-gcs-server and a store on it (optionally under `prefix`).
     static func freshStore(prefix: String = "") async throws -> (store: GCSStore, bucket: String, server: TestServer) {
@@ -76,10 +57,7 @@ enum GCSTestSupport: StoreTestSupport {
     }
 
     static func createBucket(_ bucket: String, on server: TestServer) async throws {
-        let response = try await HTTPClient().execute(HTTPRequest(
-            method: "POST", url: HTTPURL(string: "\(server.baseURL)/storage/v1/b")!,
-            headers: HTTPHeaders([("Content-Type", "application/json")]), body: .bytes(Array("{\"name\":\"\(bucket)\"}".utf8))))
-        guard response.isSuccess else { throw Missing(description: "cannot create bucket \(bucket): HTTP \(response.status) \(response.bodyText)") }
+        try await TestFakeGCS.createBucket(bucket, on: server)
     }
 
     /// Writes an object with a plain media upload, as another program would, behind the store's back.

@@ -2,25 +2,6 @@ import Foundation
 import Glibc
 import TernStorage
 
-/// Something started once per test process (a server, a set of credentials), by whichever test
-/// asks first; every later caller gets the same value.
-actor SharedResource<Value: Sendable> {
-    private let start: @Sendable () async throws -> Value
-    // A task, not a result: every caller must wait on the one start in progress.
-    private var starting: Task<Value, any Error>?
-
-    init(start: @escaping @Sendable () async throws -> Value) {
-        self.start = start
-    }
-
-    func value() async throws -> Value {
-        if let starting { return try await starting.value }
-        let task = Task { try await start() }
-        starting = task
-        return try await task.value
-    }
-}
-
 /// Records every checkpointed state of a large upload (as the database would) and can fail the
 /// checkpoint after a given number of parts: a crash in the middle of the upload.
 final class UploadCheckpoints: @unchecked Sendable {

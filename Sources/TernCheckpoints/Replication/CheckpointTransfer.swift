@@ -25,10 +25,17 @@ public struct CheckpointTransfer: Sendable {
     public func copy(_ checkpoint: SealedCheckpoint, journal: any ReplicaJournal) async throws -> ReplicationReport {
         let sender = Replicator(store: destination, parallelism: parallelism)
         let (data, markers, pointers) = try sender.blobs(of: checkpoint)
+        // The replicator's own rule for "already there": the right size and checksum, and, when the
+        // journal recorded the object, the same version (an object rewritten behind Tern's back is
+        // replaced, so its bytes must be at hand).
+        let recorded = try await journal.recordedObjects()
         var missing: [Int] = []
         for blob in data + markers + pointers {
             let found = try await destination.head(blob.key)
-            if let found, found.size == blob.file.size, found.crc32c == nil || found.crc32c == blob.crc32c { continue }
+            if let found, found.size == blob.file.size, found.crc32c == nil || found.crc32c == blob.crc32c,
+               recorded[blob.key]?.stored.map({ $0.version == found.version }) ?? true {
+                continue
+            }
             missing.append(blob.fileIndex)
         }
         let directory = scratch + "/transfer-\(checkpoint.id.prefix(12))-\(UInt32.random(in: 0...UInt32.max))"

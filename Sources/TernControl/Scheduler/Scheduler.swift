@@ -99,8 +99,9 @@ public actor Scheduler {
     public func runUntilIdle() async throws {
         while !Task.isCancelled {
             let progressed = try await tick()
-            if owned.isEmpty && !progressed { return }
-            if !progressed { await waker.wait(for: idleWait) }
+            // Checkpoint moves under way finish first: a copy is never left half made.
+            if owned.isEmpty && !progressed && moves.isEmpty { return }
+            if !progressed { await waker.wait(for: moves.isEmpty ? idleWait : configuration.pollInterval) }
         }
     }
 
@@ -120,6 +121,10 @@ public actor Scheduler {
     public func tick() async throws -> Bool {
         var progressed = false
         let clock = ContinuousClock()
+        // Moves that ended free their slot now, whether or not their jobs are still held.
+        let movesDone = finishedMoves.takeAll()
+        for outcome in movesDone { moves[outcome.key] = nil }
+        if !movesDone.isEmpty { progressed = true }
         if clock.now - lastRenewal >= configuration.leaseDuration / 3 {
             let kept = try await store.renew(owned.map { ($0.key, $0.value) })
             for id in owned.keys where !kept.contains(id) { forget(id) }
@@ -154,7 +159,7 @@ public actor Scheduler {
         for id in owned.keys where !present.contains(id) { forget(id) }
         for job in jobs where specs[job.id] == nil { specs[job.id] = job.spec }
 
-        var writes: [JobWrite] = collectFinishedMoves(jobs)
+        var writes: [JobWrite] = moveEvents(movesDone, jobs: jobs)
         var toPlace: [OwnedJob] = []
         var toLaunch: [(OwnedJob, LiveAttempt)] = []
         var toPoll: [(OwnedJob, LiveAttempt, StopCause?)] = []
@@ -439,11 +444,9 @@ public actor Scheduler {
     }
 
     /// Records the moves that finished since the last tick as events of the jobs that waited on them.
-    private func collectFinishedMoves(_ jobs: [OwnedJob]) -> [JobWrite] {
-        let done = finishedMoves.takeAll()
+    private func moveEvents(_ done: [MoveOutcome], jobs: [OwnedJob]) -> [JobWrite] {
         var writes: [JobWrite] = []
         for var outcome in done {
-            moves[outcome.key] = nil
             outcome.jobs = moveWaiters.removeValue(forKey: outcome.key) ?? []
             for job in jobs where outcome.jobs.contains(job.id) {
                 var write = JobWrite(jobID: job.id, epoch: job.epoch, from: job.state, to: job.state)
@@ -523,13 +526,14 @@ public actor Scheduler {
         let spec = job.spec
         let base = job.workdirBase ?? configuration.home
         let workdir = spec.workdir.hasPrefix("/") ? spec.workdir : ((base + "/" + spec.workdir) as NSString).standardizingPath
-        let plan = AttemptPlan(
+        var plan = AttemptPlan(
             jobID: job.id, jobName: job.name, attemptID: live.id, attemptNumber: live.number, key: live.key, target: target.name,
             storage: target.storage, storageRegion: target.region, credentialsFile: target.credentialsFile, nodes: spec.nodes,
             gpusPerNode: spec.gpusPerNode, workdir: workdir, setup: spec.setup, run: spec.run, environment: spec.env,
             secretNames: spec.secrets, checkpointFormat: spec.checkpoint.format, checkpointDirectory: spec.checkpoint.dir, resume: live.resume,
             heartbeatSeconds: configuration.agentHeartbeat.secondsValue, checkpointPollSeconds: configuration.agentCheckpointPoll.secondsValue,
             graceSeconds: configuration.stopGrace.secondsValue)
+        plan.storageEndpoint = target.storageEndpoint
         var secrets: [String: String] = ["TERN_DATABASE_URL": configuration.agentDatabaseURL]
         for name in spec.secrets { if let value = configuration.environment[name] { secrets[name] = value } }
         return LaunchRequest(plan: plan, target: target, timeLimit: spec.timeout, privateEnvironment: secrets, agentProgram: configuration.agentProgram)

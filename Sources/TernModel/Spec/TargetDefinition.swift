@@ -73,16 +73,21 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
     /// (local, Slurm, Kubernetes); on a cloud target it overrides the catalogue. Nil: the catalogue's
     /// price for cloud targets, 0 for the others.
     public var hourlyCost: Double?
+    /// The store's endpoint when it is not the cloud's public one: MinIO, R2, a private gateway,
+    /// an emulator. Nil: the public endpoint (or AWS_ENDPOINT_URL / STORAGE_EMULATOR_HOST).
+    public var storageEndpoint: String?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, region, storage, accelerators, spot, settings, labels
         case maxNodes = "max_nodes"
         case credentialsFile = "credentials_file"
         case hourlyCost = "hourly_cost"
+        case storageEndpoint = "storage_endpoint"
     }
 
     public init(name: String, kind: ExecutorKind, region: String?, storage: String, accelerators: [AcceleratorRequest], maxNodes: Int,
-                spot: Bool, settings: [String: JSONValue], credentialsFile: String?, labels: [String: String], hourlyCost: Double? = nil) {
+                spot: Bool, settings: [String: JSONValue], credentialsFile: String?, labels: [String: String], hourlyCost: Double? = nil,
+                storageEndpoint: String? = nil) {
         self.name = name
         self.kind = kind
         self.region = region
@@ -94,6 +99,7 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
         self.credentialsFile = credentialsFile
         self.labels = labels
         self.hourlyCost = hourlyCost
+        self.storageEndpoint = storageEndpoint
     }
 
     /// SHA-256 of the canonical JSON, so re-applying an unchanged file writes nothing.
@@ -118,7 +124,8 @@ public struct TargetDefinition: Sendable, Hashable, Codable {
 
 /// Reads a targets file: `targets:` mapping names to definitions.
 public enum TargetsFileParser {
-    static let targetKeys = ["kind", "region", "storage", "accelerators", "max_nodes", "spot", "settings", "credentials_file", "labels", "hourly_cost"]
+    static let targetKeys = ["kind", "region", "storage", "accelerators", "max_nodes", "spot", "settings", "credentials_file", "labels", "hourly_cost",
+                             "storage_endpoint"]
     /// Setting names that look like they hold a secret; those belong in the environment or a file.
     static let secretHints = ["secret", "password", "token", "access_key", "private_key", "credential", "sas", "api_key", "account_key"]
 
@@ -196,10 +203,21 @@ public enum TargetsFileParser {
                 hourlyCost = value
             }
         }
+        var storageEndpoint: String?
+        if let field = mapping["storage_endpoint"], let text = field.nonEmptyString(what: "an endpoint URL such as http://minio.internal:9000") {
+            if let components = URLComponents(string: text), ["http", "https"].contains(components.scheme?.lowercased() ?? ""),
+               !(components.host ?? "").isEmpty, components.user == nil, components.password == nil, components.query == nil {
+                storageEndpoint = text
+            } else {
+                // Not repeated: it may hold a secret.
+                field.report("expected an http:// or https:// endpoint URL without credentials or query parameters, such as http://minio.internal:9000")
+            }
+        }
         mapping.rejectUnknownKeys(known: targetKeys)
         guard let kind, let storage, let maxNodes, let spot else { return nil }
         return TargetDefinition(name: name, kind: kind, region: region, storage: storage, accelerators: accelerators, maxNodes: maxNodes,
-                                spot: spot, settings: settings, credentialsFile: credentialsFile, labels: labels, hourlyCost: hourlyCost)
+                                spot: spot, settings: settings, credentialsFile: credentialsFile, labels: labels, hourlyCost: hourlyCost,
+                                storageEndpoint: storageEndpoint)
     }
 
     private static func readStorage(_ field: YAMLCursor, kind: ExecutorKind?) -> String? {

@@ -32,6 +32,12 @@ public enum GoogleCredentials: Sendable, CustomStringConvertible {
         if let emulator = environment["STORAGE_EMULATOR_HOST"], !emulator.isEmpty {
             return .anonymous
         }
+        // An endpoint of one's own (`--endpoint`, a target's storage_endpoint) with no credentials
+        // named is an emulator's, as with STORAGE_EMULATOR_HOST; a private gateway to real GCS
+        // names a credentials_file.
+        if let endpoint = options.endpoint, !endpoint.isEmpty {
+            return .anonymous
+        }
         let host = environment["GCE_METADATA_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultMetadataHost
         return .metadataServer(host: host)
     }

@@ -48,6 +48,7 @@ struct SelectedStore {
             url = try storeURL(definition.storage)
             target = definition.name
             options.credentialsFile = access.credentialsFile ?? definition.credentialsFile
+            options.endpoint = access.endpoint ?? definition.storageEndpoint
             options.region = definition.region
         }
         do {
