@@ -9,14 +9,17 @@
 #           --checksum and aws s3 cp --recursive, and the bytes second replications move.
 #   scheduler: 10,000 jobs pending → succeeded through the scheduler (no-op executor, 1 and 3
 #           replicas) next to pgbench's claim ceiling, and submit-to-launch latency.
+#   failover: kill of an attempt → first training step of the next, with and without
+#           pre-replication, for a 1 GiB checkpoint (needs the release `tern` beside TernBench).
 # Usage: scripts/bench-postgres.sh                       all four, one after the other (what `make bench` runs)
-#        scripts/bench-postgres.sh select|submit|seal|replicate|scheduler [opts]  one of them, e.g. `submit --rounds 5 --json`
+#        scripts/bench-postgres.sh select|submit|seal|replicate|scheduler|failover [opts]  one of them, e.g. `submit --rounds 5 --json`
 #        scripts/bench-postgres.sh [select opts]         the select benchmark (its options, e.g. --duration 10)
 # SCRATCH_PATH overrides the build directory (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${SCRATCH_PATH:-.build}"
 swift build -c release --product TernBench --scratch-path "$scratch" >&2
+swift build -c release --product tern --scratch-path "$scratch" >&2
 bench="$scratch/release/TernBench"
 if [ "$#" -gt 0 ]; then
   exec "$bench" "$@"
@@ -35,3 +38,6 @@ echo "== TernBench replicate: checkpoint replication next to rclone and aws s3 c
 echo
 echo "== TernBench scheduler: jobs through the lifecycle next to pgbench's claim ceiling =="
 "$bench" scheduler
+echo
+echo "== TernBench failover: kill of an attempt to the next one's first step, with and without pre-replication =="
+"$bench" failover

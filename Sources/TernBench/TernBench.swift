@@ -19,7 +19,7 @@ struct TernBench: AsyncParsableCommand {
             cluster under /tmp and stop it (by PID) at the end. `TernBench SUBCOMMAND --help` \
             lists each one's options; see docs/benchmarks.md for results.
             """,
-        subcommands: [SelectBench.self, SubmitBench.self, SealBench.self, ReplicateBench.self, SchedulerBench.self],
+        subcommands: [SelectBench.self, SubmitBench.self, SealBench.self, ReplicateBench.self, SchedulerBench.self, FailoverBench.self],
         defaultSubcommand: SelectBench.self
     )
 }

@@ -238,10 +238,12 @@ public actor LocalExecutor: Executor {
     /// Takes the attempt's capacity back the way a cloud reclaims a spot instance: a notice (the
     /// agents get SIGTERM and ask the job for a checkpoint), then the end. The attempt then reports
     /// ``ExecutorStatus/preempted``. For tests and `tern demo`; a real cloud does this on its own.
-    public func preempt(_ attempt: AttemptHandle) throws {
+    /// - Parameter notice: false takes the capacity back with no warning (SIGKILL to everything at
+    ///   once), as when a node simply disappears: no last checkpoint is written.
+    public func preempt(_ attempt: AttemptHandle, notice: Bool = true) throws {
         let directory = attempt.externalID.map(AttemptDirectory.init(path:)) ?? directory(key: attempt.key, target: attempt.target)
         try directory.markPreempted()
-        signalNodes(directory, force: false)
+        signalNodes(directory, force: !notice)
     }
 
     /// SIGTERM to every live agent, or with `force` SIGKILL to the agents' and the jobs' process groups.

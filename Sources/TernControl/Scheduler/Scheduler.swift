@@ -159,7 +159,11 @@ public actor Scheduler {
         for id in owned.keys where !present.contains(id) { forget(id) }
         for job in jobs where specs[job.id] == nil { specs[job.id] = job.spec }
 
-        var writes: [JobWrite] = moveEvents(movesDone, jobs: jobs)
+        // Moves that ended are recorded first, so the events read in order: the checkpoint is
+        // committed there, then the attempt that resumes from it is placed.
+        let moveWrites = moveEvents(movesDone, jobs: jobs)
+        if !moveWrites.isEmpty { _ = try await store.apply(moveWrites) }
+        var writes: [JobWrite] = []
         var toPlace: [OwnedJob] = []
         var toLaunch: [(OwnedJob, LiveAttempt)] = []
         var toPoll: [(OwnedJob, LiveAttempt, StopCause?)] = []
@@ -407,12 +411,16 @@ public actor Scheduler {
 
     /// Starts copying a committed checkpoint to a target's store in the background (at most
     /// `moveParallelism` at once; others wait for a later tick). The job is placed once it is there.
-    private func startMove(_ checkpointID: String, step: Int64, from source: String, to target: TargetDefinition, for job: UUID, reason: String) {
+    /// - Parameter keep: after a successful copy, collect the job's checkpoints beyond this many
+    ///   (pre-replication honours the spec's `checkpoint.keep`).
+    private func startMove(_ checkpointID: String, step: Int64, from source: String, to target: TargetDefinition, for job: UUID, reason: String,
+                           keep: Int? = nil) {
         let key = "\(checkpointID)@\(Self.canonicalStore(target.storage))"
         moveWaiters[key, default: []].insert(job)
         guard moves[key] == nil, moves.count < configuration.moveParallelism else { return }
         let pool = self.pool, owner = leaseOwner, finished = finishedMoves, waker = self.waker, log = self.log
         let sourceTarget = targets.values.first { Self.canonicalStore($0.storage) == source }
+        let definitions = Array(targets.values)
         let scratch = configuration.scratch ?? configuration.home + "/scratch"
         log("moving checkpoint \(checkpointID.prefix(12)) (step \(step)) from \(source) to \(target.name) (\(reason))")
         moves[key] = Task {
@@ -427,6 +435,19 @@ public actor Scheduler {
                 let journal = ReplicaRepository(pool: pool).journal(checkpointID: checkpointID, store: url, target: target.name, replicator: owner)
                 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
                 outcome.report = try await CheckpointTransfer(source: from, destination: to, scratch: scratch).copy(sealed, journal: journal)
+                if let keep {
+                    let known = definitions
+                    let collector = CheckpointCollector(pool: pool) { url, name in
+                        if let name, let definition = known.first(where: { $0.name == name }) { return try TargetStore.open(definition).store }
+                        return try BlobStores.open(url)
+                    }
+                    do {
+                        let collected = try await collector.collect(job: job, keep: keep, dryRun: false)
+                        if !collected.collected.isEmpty { log("collected \(collected.collected.count) checkpoint(s) of job \(job.uuidString.lowercased().prefix(8)) beyond keep \(keep)") }
+                    } catch {
+                        log("collecting checkpoints beyond keep \(keep): \(error)")
+                    }
+                }
             } catch {
                 outcome.error = "\(error)"
                 // A source that is not what it claims (a chunk that does not match) is demoted, so
@@ -480,7 +501,8 @@ public actor Scheduler {
             for name in job.spec.checkpoint.replicateTo {
                 guard let target = targets[name] else { continue }
                 if fact.committedOn.contains(Self.canonicalStore(target.storage)) { continue }
-                startMove(fact.checkpointID, step: fact.step, from: source, to: target, for: job.id, reason: "pre-replication")
+                startMove(fact.checkpointID, step: fact.step, from: source, to: target, for: job.id, reason: "pre-replication",
+                          keep: job.spec.checkpoint.keep)
             }
         }
     }
