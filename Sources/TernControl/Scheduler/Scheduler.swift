@@ -33,7 +33,8 @@ public actor Scheduler {
 
     /// The jobs we hold, with the epoch of our claim.
     private var owned: [UUID: Int64] = [:]
-    private var specs: [UUID: JobSpec] = [:]
+    /// Decoded specs by spec hash (jobs of one sweep share them), bounded.
+    private var specs: [String: JobSpec] = [:]
     private var lastRenewal = ContinuousClock.now
     private var lastOrphanScan: ContinuousClock.Instant?
     private var lastPolled: [UUID: ContinuousClock.Instant] = [:]
@@ -154,10 +155,11 @@ public actor Scheduler {
         }
         if owned.isEmpty { return progressed }
 
-        let jobs = try await store.load(owned.map { ($0.key, $0.value) }, heartbeatTimeout: configuration.heartbeatTimeout.secondsValue, specs: specs)
+        var known = specs.count > 10_000 ? [:] : specs
+        let jobs = try await store.load(owned.map { ($0.key, $0.value) }, heartbeatTimeout: configuration.heartbeatTimeout.secondsValue, specs: &known)
+        specs = known
         let present = Set(jobs.map(\.id))
         for id in owned.keys where !present.contains(id) { forget(id) }
-        for job in jobs where specs[job.id] == nil { specs[job.id] = job.spec }
 
         // Moves that ended are recorded first, so the events read in order: the checkpoint is
         // committed there, then the attempt that resumes from it is placed.
@@ -300,7 +302,6 @@ public actor Scheduler {
 
     private func forget(_ id: UUID) {
         owned[id] = nil
-        specs[id] = nil
     }
 
     private func refreshTargets(force: Bool) async throws {
@@ -336,6 +337,15 @@ public actor Scheduler {
         let now = try await store.databaseNow()
         var placements: [PlacementWrite] = []
         var failures: [JobWrite] = []
+        // Jobs of one sweep get equal decisions; each is encoded once (JSONEncoder is the dearest
+        // part of placing a batch).
+        var encoded: [PlacementDecision: String] = [:]
+        func json(_ decision: PlacementDecision) -> String {
+            if let known = encoded[decision] { return known }
+            let text = Self.json(decision)
+            encoded[decision] = text
+            return text
+        }
         for job in jobs {
             let registry = self.registry
             let input = PlacementPlanner.Input(
@@ -349,7 +359,7 @@ public actor Scheduler {
                     && decision.candidates.allSatisfy { $0.excluded?.hasPrefix("capacity for") ?? false }
                 let problem: PlacementProblem = blockedOnly ? .capacityUnavailable : .noMatchingOffer
                 let why = decision.why + (catalogProblem.map { " (the price catalogue could not be read: \($0))" } ?? "")
-                if var write = SchedulerDecisions.jobOnly(.placementFailed(problem), job: job, message: why, details: ["placement": Self.json(decision)]) {
+                if var write = SchedulerDecisions.jobOnly(.placementFailed(problem), job: job, message: why, details: ["placement": json(decision)]) {
                     if blockedOnly {
                         let soonest = blocks.map(\.until).min().map { $0.timeIntervalSince(now) } ?? configuration.retryBackoff.secondsValue
                         write.backoff = max(1, min(soonest, configuration.maxBackoff.secondsValue))
@@ -374,7 +384,7 @@ public actor Scheduler {
             placements.append(PlacementWrite(
                 jobID: job.id, epoch: job.epoch, from: job.state, attemptID: UUID(), number: number,
                 key: "tern-\(job.id.uuidString.lowercased())-\(number)", target: target.name, region: target.region, offer: chosen.offer,
-                hourlyPrice: chosen.hourlyPrice, resume: resume, placementJSON: Self.json(decision),
+                hourlyPrice: chosen.hourlyPrice, resume: resume, placementJSON: json(decision),
                 message: "attempt \(number) placed on \(target.name) (\(chosen.offer ?? "-"), \(price)): \(decision.why)"
                     + (resume.map { "; resumes from step \($0.step) (\($0.checkpointID.prefix(12)))" } ?? "; fresh start")))
         }

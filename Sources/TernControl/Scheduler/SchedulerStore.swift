@@ -182,21 +182,22 @@ struct SchedulerStore: Sendable {
 
     // MARK: Reading
 
-    /// The jobs among `ids` we still hold, with their live attempt. Specs come from `specs` when
-    /// cached there (decoding 10,000 specs per tick would cost more than the rest).
-    func load(_ jobs: [(UUID, Int64)], heartbeatTimeout: Double, specs: [UUID: JobSpec]) async throws -> [OwnedJob] {
+    /// The jobs among `ids` we still hold, with their live attempt. Specs come from `specs` (by spec
+    /// hash) when cached there: decoding the same spec for every job of a sweep would cost more than
+    /// the rest of the tick. New specs are decoded once and added.
+    func load(_ jobs: [(UUID, Int64)], heartbeatTimeout: Double, specs: inout [String: JobSpec]) async throws -> [OwnedJob] {
         if jobs.isEmpty { return [] }
         let rows = try await pool.query("""
             SELECT j.id, j.lease_epoch, j.name, j.state, j.restarts, j.preemptions, j.workdir_base, j.migrate_to, j.stop_grace_seconds,
                    (j.next_attempt_at IS NULL OR j.next_attempt_at <= now()) AS due,
                    extract(epoch FROM now() - j.started_at)::float8 AS running_seconds,
-                   CASE WHEN m.known THEN NULL ELSE j.spec::text END AS spec,
+                   j.spec_hash, CASE WHEN j.spec_hash = ANY(\(Array(specs.keys))::text[]) THEN NULL ELSE j.spec::text END AS spec,
                    last.number AS attempts, last.target AS last_target, last.state AS last_state,
                    a.id AS attempt_id, a.number AS attempt_number, a.idempotency_key, a.target, a.state AS attempt_state, a.external_id,
                    (a.state = 'running' AND a.heartbeat_at < now() - make_interval(secs => \(heartbeatTimeout))) AS stale,
                    a.resume_checkpoint,
                    (SELECT min(c.step) FROM job_checkpoints c WHERE c.job_id = j.id AND c.checkpoint_id = a.resume_checkpoint) AS resume_step
-            FROM unnest(\(jobs.map(\.0))::uuid[], \(jobs.map(\.1))::int8[], \(jobs.map { specs[$0.0] != nil })::bool[]) AS m(id, epoch, known)
+            FROM unnest(\(jobs.map(\.0))::uuid[], \(jobs.map(\.1))::int8[]) AS m(id, epoch)
             JOIN jobs j ON j.id = m.id AND j.lease_epoch = m.epoch AND j.lease_owner = \(owner)
             LEFT JOIN LATERAL (
                 SELECT number, target, state FROM attempts x WHERE x.job_id = j.id ORDER BY number DESC LIMIT 1
@@ -207,12 +208,14 @@ struct SchedulerStore: Sendable {
         loaded.reserveCapacity(rows.count)
         for row in rows {
             let id = try row.decode(UUID.self, column: "id")
+            let hash = try row.decode(String.self, column: "spec_hash")
             let spec: JobSpec
-            if let cached = specs[id] {
+            if let cached = specs[hash] {
                 spec = cached
             } else {
                 let text = try row.decode(String.self, column: "spec")
                 spec = try JSONDecoder().decode(JobSpec.self, from: Data(text.utf8))
+                specs[hash] = spec
             }
             var live: LiveAttempt?
             if let attemptID = try row.decode(UUID?.self, column: "attempt_id") {
