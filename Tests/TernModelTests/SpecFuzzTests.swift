@@ -93,6 +93,11 @@ struct SplitMix64: RandomNumberGenerator {
             guard case .success(let again) = JobSpecParser.parse(text, file: file), again.spec.canonicalJSON == spec.canonicalJSON else {
                 return ("a second parse differs", true)
             }
+            // The hand-written canonical encoder gives the generic Encodable path's bytes.
+            let generic = CanonicalJSON.string(of: spec)
+            if spec.canonicalJSON != generic {
+                return ("the hand-written canonical JSON differs from the Encodable path:\n\(spec.canonicalJSON)\n\(generic)", true)
+            }
             // The normalised form reads back to the same spec.
             do {
                 let decoded = try CanonicalJSON.decode(JobSpec.self, from: spec.canonicalJSON)

@@ -15,68 +15,31 @@ extension JSONValue {
     /// everything else as UTF-8. The same value always gives the same bytes, so its hash can be an
     /// identity (specs, manifests).
     public var canonicalText: String {
-        var output = ""
-        write(to: &output)
-        return output
+        var writer = CanonicalJSONWriter()
+        write(to: &writer)
+        return writer.text
     }
 
-    private func write(to output: inout String) {
+    /// Writes this value as one value of `writer` (objects with their keys sorted).
+    public func write(to writer: inout CanonicalJSONWriter) {
         switch self {
-        case .null: output += "null"
-        case .bool(let value): output += value ? "true" : "false"
-        case .integer(let value): output += String(value)
-        case .double(let value):
-            if value == value.rounded(), abs(value) < 9e15 {
-                output += String(Int64(value))
-            } else {
-                // Swift prints the shortest text that reads back as the same Double.
-                output += "\(value)"
-            }
-        case .string(let value): Self.writeString(value, to: &output)
+        case .null: writer.null()
+        case .bool(let value): writer.bool(value)
+        case .integer(let value): writer.integer(value)
+        case .double(let value): writer.double(value)
+        case .string(let value): writer.string(value)
         case .array(let values):
-            output += "["
-            for (index, value) in values.enumerated() {
-                if index > 0 { output += "," }
-                value.write(to: &output)
-            }
-            output += "]"
+            writer.beginArray()
+            for value in values { value.write(to: &writer) }
+            writer.endArray()
         case .object(let members):
-            output += "{"
-            let sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            for (index, member) in sorted.enumerated() {
-                if index > 0 { output += "," }
-                Self.writeString(member.key, to: &output)
-                output += ":"
-                member.value.write(to: &output)
+            writer.beginObject()
+            for member in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                writer.key(member.key)
+                member.value.write(to: &writer)
             }
-            output += "}"
+            writer.endObject()
         }
-    }
-
-    private static func writeString(_ value: String, to output: inout String) {
-        output += "\""
-        // Most strings need no escape at all: append them whole instead of scalar by scalar.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            output += value
-            output += "\""
-            return
-        }
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case "\u{08}": output += "\\b"
-            case "\u{0C}": output += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
     }
 }
 

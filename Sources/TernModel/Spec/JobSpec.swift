@@ -144,11 +144,8 @@ public struct JobSpec: Sendable, Hashable, Codable {
     /// Accelerators per node of the first choice, or 0 for a CPU-only job.
     public var gpusPerNode: Int { resources.accelerators?.requests.first?.count ?? 0 }
 
-    /// The normalised spec as canonical JSON: sorted keys, no insignificant whitespace.
-    public var canonicalJSON: String { CanonicalJSON.string(of: self) }
-
     /// Lower-case hex SHA-256 of ``canonicalJSON``: equal specs have equal hashes.
-    public var specHash: String { CanonicalJSON.sha256Hex(of: self) }
+    public var specHash: String { CanonicalJSON.sha256Hex(ofText: canonicalJSON) }
 
     /// Both at once, encoding the spec only one time (submitting thousands of specs encodes each once).
     public var normalised: (json: String, hash: String) {
