@@ -228,7 +228,10 @@ public struct JobRepository: Sendable {
     /// pipeline (one round trip, one implicit transaction).
     public var submitBatchSize: Int
 
-    public init(pool: PostgresPool, submitBatchSize: Int = 1000) {
+    /// Jobs per statement unless told otherwise.
+    public static let defaultSubmitBatchSize = 1000
+
+    public init(pool: PostgresPool, submitBatchSize: Int = defaultSubmitBatchSize) {
         precondition(submitBatchSize > 0, "a batch holds at least one job")
         self.pool = pool
         self.submitBatchSize = submitBatchSize
@@ -331,6 +334,73 @@ public struct JobRepository: Sendable {
         return results.map { $0! }
     }
 
+    /// Stores the jobs `nextBatch` hands over, one batch after another, in one transaction, and
+    /// returns them in the order handed over; `nextBatch` returns nil when there are no more.
+    ///
+    /// While the server inserts one batch, `nextBatch` is already preparing the next (parsing and
+    /// checking specs, say): the client's work and the server's overlap instead of taking turns.
+    /// Each batch is one statement of ``submit(_:)``'s form. Either every job is stored or none is:
+    /// when `nextBatch` throws, the batch in flight is awaited (or cancelled), the transaction rolls
+    /// back and the error is rethrown. One `submitted` notification is sent, on commit.
+    ///
+    /// Jobs here must not carry a `submitKey` (this throws): keyed submissions take their key
+    /// stripes' locks before inserting anything, which needs every key up front; use ``submit(_:)``.
+    /// A transient failure (deadlock, serialization) is not retried either, since the batches are
+    /// gone once handed over.
+    public func submit(streaming nextBatch: () async throws -> [NewJob]?) async throws -> [JobRecord] {
+        try await pool.withTransaction { connection in
+            var records: [JobRecord] = []
+            var inFlight: (jobs: [NewJob], answer: Task<PostgresResult, any Error>)?
+            do {
+                // The body of a transaction runs on the connection's thread, and so would the
+                // producer's child tasks (a task executor preference is inherited): the producer
+                // runs on the shared pool instead, on every core.
+                while let jobs = try await withTaskExecutorPreference(globalConcurrentExecutor, operation: nextBatch) {
+                    if jobs.isEmpty { continue }
+                    if jobs.contains(where: { $0.submitKey != nil }) {
+                        throw JobRepositoryError("a streamed submission cannot hold submit keys; submit keyed jobs in one call")
+                    }
+                    let statement = try Self.submitStatement(jobs[...])
+                    if let previous = inFlight {
+                        records += try Self.insertedRecords(from: await previous.answer.value, jobs: previous.jobs)
+                    }
+                    // Started on the connection's own thread: a task queued for the shared pool
+                    // would wait there until the producer's workers leave a core free.
+                    inFlight = (jobs, Task(executorPreference: connection.taskExecutor) { try await connection.query(statement) })
+                }
+                if let previous = inFlight {
+                    inFlight = nil
+                    records += try Self.insertedRecords(from: await previous.answer.value, jobs: previous.jobs)
+                }
+            } catch {
+                // The connection serves one statement at a time: let the batch in flight end
+                // before the rollback is sent.
+                if let previous = inFlight {
+                    previous.answer.cancel()
+                    _ = try? await previous.answer.value
+                }
+                throw error
+            }
+            if !records.isEmpty { try await connection.query(Self.wakeSchedulers) }
+            return records
+        }
+    }
+
+    /// The records of one batch statement without keys: every row is a job it inserted, in order.
+    static func insertedRecords(from rows: PostgresResult, jobs: [NewJob]) throws -> [JobRecord] {
+        var records = [JobRecord?](repeating: nil, count: jobs.count)
+        for row in rows {
+            guard let ord = try row.decode(Int?.self, column: "ord"), (1...jobs.count).contains(ord) else {
+                throw JobRepositoryError("the submission returned a row that is not one of the jobs it inserted")
+            }
+            records[ord - 1] = try Self.insertedRecord(from: row, job: jobs[ord - 1])
+        }
+        guard !records.contains(where: { $0 == nil }) else {
+            throw JobRepositoryError("the submission stored \(records.count { $0 != nil }) of \(jobs.count) jobs")
+        }
+        return records.map { $0! }
+    }
+
     /// How often ``submit(_:)`` sends a submission again after a deadlock or serialization failure.
     static let transientRetries = 3
 
@@ -421,7 +491,9 @@ public struct JobRepository: Sendable {
     /// Labels as JSON object text, written by the canonical writer (no `JSONEncoder` per job:
     /// that would cost more than the rest of the submission's client work together).
     static func labelsJSON(_ labels: [String: String]) -> String {
-        JSONValue.object(labels.mapValues(JSONValue.string)).canonicalText
+        var writer = CanonicalJSONWriter()
+        writer.stringMap(labels)
+        return writer.text
     }
 
     // MARK: Reading

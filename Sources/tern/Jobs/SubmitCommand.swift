@@ -35,6 +35,12 @@ struct SubmitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Many files: parsed, checked and stored a batch at a time, the server inserting one batch
+        // while the next is parsed. Same checks, same messages, still all or nothing.
+        if !dryRun, idempotencyKey == nil, files.count > JobRepository.defaultSubmitBatchSize {
+            try await database.withPool(migrations: migrations) { pool in try await submitStreamed(pool: pool) }
+            return
+        }
         // 1. Every file on its own: syntax, types, ranges. No database needed for this part; the
         // files are parsed in parallel, and their results and problems stay in argument order.
         var parsed: [(file: String, spec: ParsedJobSpec)] = []
@@ -70,6 +76,20 @@ struct SubmitCommand: AsyncParsableCommand {
             for index in plans.indices { plans[index].job.submitKey = files.count == 1 ? idempotencyKey : "\(idempotencyKey)-\(index + 1)" }
         }
         let records = try await JobRepository(pool: pool).submit(plans.map(\.job))
+        try printSubmitted(plans, records)
+    }
+
+    private func submitStreamed(pool: PostgresPool) async throws {
+        let submission = StreamedSubmission(
+            repository: JobRepository(pool: pool), registered: try await TargetRepository(pool: pool).definitions(),
+            workdirBase: FileManager.default.currentDirectoryPath)
+        switch try await submission.submit(files.map(JobSpecSource.file)) {
+        case .problems(let diagnostics): throw SpecProblems(diagnostics: diagnostics)
+        case .stored(let plans, let records): try printSubmitted(plans, records)
+        }
+    }
+
+    private func printSubmitted(_ plans: [SubmissionPlan], _ records: [JobRecord]) throws {
         if json {
             try printJSON(records.map(JobSummaryJSON.init), convertKeys: false)
         } else {
