@@ -98,6 +98,35 @@ import Testing
         #expect((try Self.json(try await TernBinary.run(["jobs", "--json", "--database-url", url]).stdout) as? [Any])?.isEmpty == true)
     }
 
+    /// More than 1,000 files go through the streamed path (a batch is sent while the next is
+    /// parsed): a bad file in the second batch still rolls back the first, and is located.
+    @Test func manyFilesAreStreamedAndStillAllOrNothing() async throws {
+        let url = try await TestDatabase.fresh()
+        let directory = TestDatabase.scratchDirectory("many-specs")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try await TernBinary.run(["targets", "apply", Self.repository + "/targets/demo.yaml", "--database-url", url])
+        let files = (0..<1_205).map { String(format: "\(directory)/job-%04d.yaml", $0) }
+        for (index, file) in files.enumerated() {
+            try "name: sweep-\(index)\nrun: python train.py --seed \(index)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        let bad = files[1_150]
+        try "name: sweep-broken\nrun: python train.py\nnodes: 0\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try await TernBinary.run(["submit", "--database-url", url] + files)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("\(bad):3:8: nodes:"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("nothing was submitted"), "\(refused.stderr)")
+        #expect((try Self.json(try await TernBinary.run(["jobs", "--json", "--database-url", url]).stdout) as? [Any])?.isEmpty == true)
+
+        try "name: sweep-1150\nrun: python train.py --seed 1150\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let stored = try await TernBinary.run(["submit", "--json", "--database-url", url] + files)
+        #expect(stored.status == 0, "\(stored.stderr)")
+        let names = (try Self.json(stored.stdout) as? [[String: Any]] ?? []).map { $0["name"] as? String }
+        #expect(names == (0..<1_205).map { "sweep-\($0)" })
+        let count = try await TernBinary.run(["jobs", "--json", "--limit", "5000", "--database-url", url])
+        #expect((try Self.json(count.stdout) as? [Any])?.count == 1_205, "\(count.stderr)")
+    }
+
     @Test func anIdempotencyKeyStoresTheJobOnce() async throws {
         let url = try await TestDatabase.fresh()
         _ = try await TernBinary.run(["targets", "apply", Self.repository + "/targets/demo.yaml", "--database-url", url])
