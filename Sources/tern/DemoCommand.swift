@@ -149,34 +149,55 @@ struct DemoStory {
     func summary(jobs: JobRepository) async throws {
         let record = try await jobs.job(id: job)
         let attempts = try await AttemptRepository(pool: pool).attempts(job: job)
-        let checkpoints = try await CheckpointRepository(pool: pool).list(job: job)
         let events = try await jobs.events(jobID: job)
-        let stepOf = Dictionary(checkpoints.map { ($0.checkpointID, $0.step) }, uniquingKeysWith: { first, _ in first })
-        var rows: [[String]] = [["#", "TARGET", "ENDED", "RESUMED FROM", "BYTES MOVED BEFORE", "FIRST LOSS", "LAST LOSS"]]
+        func details(_ event: JobEventRecord) -> [String: Any] {
+            guard let text = event.detailsJSON, let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return [:] }
+            return object as? [String: Any] ?? [:]
+        }
+        // Steps from the events, not the checkpoints table: checkpoints beyond `keep` are gone by now.
+        var stepOf: [String: Int64] = [:]
+        for event in events where event.kind == "checkpoint_recorded" {
+            let fields = details(event)
+            if let id = fields["checkpoint_id"] as? String, let step = (fields["step"] as? NSNumber)?.int64Value { stepOf[id] = step }
+        }
+        // Bytes moved by placement for each attempt (they are moved before it launches), and the
+        // checkpoints pre-replicated before the first failover.
         var movedBefore: [Int: Int64] = [:]
         var attemptIndex = 0
+        var preReplicatedBeforeFailover = 0
         for event in events {
             if event.kind == "attempt_launched" { attemptIndex += 1 }
-            if event.kind == "checkpoint_replicated", event.message?.contains("(placement)") ?? false,
-               let details = event.detailsJSON, let data = details.data(using: .utf8),
-               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let bytes = (object["bytes_moved"] as? String).flatMap(Int64.init) {
+            guard event.kind == "checkpoint_replicated", let message = event.message else { continue }
+            if message.contains("(pre-replication)"), attemptIndex < 2 { preReplicatedBeforeFailover += 1 }
+            if message.contains("(placement)"), let bytes = (details(event)["bytes_moved"] as? String).flatMap(Int64.init) {
                 movedBefore[attemptIndex + 1, default: 0] += bytes
             }
         }
+        func stepText(_ checkpoint: String) -> String { "step \(stepOf[checkpoint].map(String.init) ?? "?") (\(checkpoint.prefix(12)))" }
+        var rows: [[String]] = [["#", "TARGET", "ENDED", "RESUMED FROM", "BYTES MOVED BEFORE", "FIRST LOSS", "LAST LOSS"]]
         for attempt in attempts {
             let log = (try? String(contentsOfFile: home + "/local/\(attempt.target)/attempts/\(attempt.key)/node-0.log", encoding: .utf8)) ?? ""
             let losses = log.split(separator: "\n").filter { $0.hasPrefix("step ") && $0.contains(" loss ") }
-            let resumed = attempt.resumeCheckpoint.map { "step \(stepOf[$0].map(String.init) ?? "?") (\($0.prefix(12)))" } ?? "fresh start"
-            rows.append([String(attempt.number), attempt.target, attempt.state.rawValue + (attempt.endReason.map { " (\($0))" } ?? ""), resumed,
+            rows.append([String(attempt.number), attempt.target, attempt.state.rawValue + (attempt.endReason.map { " (\($0))" } ?? ""),
+                         attempt.resumeCheckpoint.map(stepText) ?? "fresh start",
                          byteText(movedBefore[attempt.number] ?? 0), losses.first.map(String.init) ?? "-", losses.last.map(String.init) ?? "-"])
         }
-        let preReplicated = events.filter { $0.kind == "checkpoint_replicated" && ($0.message?.contains("pre-replication") ?? false) }.count
+        // What the failover (attempt 2) cost, said from what happened rather than assumed.
+        let failover = attempts.first { $0.number == 2 }
+        let failoverMoved = movedBefore[2] ?? 0
+        let failoverText: String
+        if failoverMoved == 0 {
+            failoverText = "so the failover moved no checkpoint bytes"
+        } else {
+            let resumed = failover?.resumeCheckpoint.map(stepText) ?? "its checkpoint"
+            failoverText = "and the failover moved only \(byteText(failoverMoved)): \(resumed), the newest checkpoint, committed on local-a after the last pre-replication had run"
+        }
         say("\njob \(shortID(job)) \(record.name): \(record.state.rawValue) in \(String(format: "%.0f", (ContinuousClock.now - started).secondsValue))s\n")
         say(formatTable(rows))
         say("""
 
-            \(preReplicated) checkpoint(s) were replicated to local-b ahead of time, so the failover moved no bytes; each \
-            attempt picked up at the step after the checkpoint it resumed from, and the loss carries on from where it was.
+            Before the preemption \(preReplicatedBeforeFailover) checkpoint(s) had been replicated to local-b ahead of time, \(failoverText). \
+            Each attempt picked up at the step after the checkpoint it resumed from, and the loss carries on from where it was.
             More: `tern show \(shortID(job))`, `tern events \(shortID(job))`, `tern checkpoint status \(shortID(job))`, `tern logs \(shortID(job)) --attempt 2`.
             """)
         if record.state != .succeeded { throw CommandFailure(message: "the demo job ended \(record.state.rawValue): see `tern events \(shortID(job))`") }

@@ -99,5 +99,10 @@ import Testing
         let demo = try await TernBinary.run(["demo"], environment: environment)
         #expect(demo.status == 0, "\(demo.stderr)")
         #expect(demo.stdout.contains("PostgreSQL 15") || demo.stdout.contains("PostgreSQL 1"))
+        // The whole story: preempted, failed over, migrated back, finished; every resume names its step.
+        #expect(demo.stdout.contains("demo-trainer: succeeded"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("preempted (preempted)") && demo.stdout.contains("cancelled (migrated)"), "\(demo.stdout)")
+        #expect(!demo.stdout.contains("step ?"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("Before the preemption"), "\(demo.stdout)")
     }
 }
