@@ -13,7 +13,7 @@ help:
 	@echo "make demo   install what is missing, build, start the embedded PostgreSQL, run the demo"
 	@echo "make test   install what is missing, build, run the whole test suite"
 	@echo "make bench  benchmarks: SELECT round trips and job submission next to pgbench, checkpoint sealing next to openssl,"
-	@echo "            replication next to rclone and the aws CLI, the scheduler next to pgbench's claim ceiling (results: docs/benchmarks.md)"
+	@echo "            replication next to rclone and the aws CLI, the scheduler next to pgbench's claim ceiling, failover time (results: docs/benchmarks.md)"
 
 # System packages: only installed when a piece is missing, so reruns cost nothing.
 deps:
@@ -49,8 +49,8 @@ test: test-deps test-tools
 	$(SWIFT) build
 	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" $(SWIFT) test
 
-# All benchmarks, release build: `TernBench select`, `submit`, `seal`, then `replicate` (which needs
-# rclone and the aws CLI as references).
+# All benchmarks, release build: `TernBench select`, `submit`, `seal`, `replicate` (which needs
+# rclone and the aws CLI as references), `scheduler` and `failover`.
 bench: deps test-tools
 	@dpkg -s rclone >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rclone; }

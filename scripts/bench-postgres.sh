@@ -11,7 +11,7 @@
 #           replicas) next to pgbench's claim ceiling, and submit-to-launch latency.
 #   failover: kill of an attempt → first training step of the next, with and without
 #           pre-replication, for a 1 GiB checkpoint (needs the release `tern` beside TernBench).
-# Usage: scripts/bench-postgres.sh                       all four, one after the other (what `make bench` runs)
+# Usage: scripts/bench-postgres.sh                       all six, one after the other (what `make bench` runs)
 #        scripts/bench-postgres.sh select|submit|seal|replicate|scheduler|failover [opts]  one of them, e.g. `submit --rounds 5 --json`
 #        scripts/bench-postgres.sh [select opts]         the select benchmark (its options, e.g. --duration 10)
 # SCRATCH_PATH overrides the build directory (default .build).

@@ -58,6 +58,11 @@ import Testing
         let twice = try await TernBinary.run(["cancel", "demo"] + database)
         #expect(twice.status == 1)
         #expect(twice.stdout.contains("not changed"))
+        // A reference that matches no job: its entry still has every key, the unknown ones null.
+        let nobody = try await TernBinary.run(["cancel", "no-such-job", "--json"] + database)
+        let entry = try #require((try Self.json(nobody.stdout) as? [[String: Any]])?.first, "\(nobody.stdout) \(nobody.stderr)")
+        #expect(entry["id"] is NSNull && entry["name"] is NSNull && entry["from"] is NSNull && entry["to"] is NSNull, "\(entry)")
+        #expect(entry["changed"] as? Bool == false)
 
         let events = try await TernBinary.run(["events", demoID, "--json"] + database)
         let kinds = (try Self.json(events.stdout) as? [[String: Any]] ?? []).map { $0["kind"] as? String }
@@ -95,6 +100,11 @@ import Testing
         #expect(dry.status == 0, "\(dry.stderr)")
         let plans = try Self.json(dry.stdout) as? [[String: Any]] ?? []
         #expect(plans.first?["candidates"] as? [String] == ["local-a", "local-b"])
+        // Every key of a placement decision is there, absent values as null (docs/cli.md).
+        let decision = try #require(plans.first?["placement"] as? [String: Any])
+        #expect(decision.keys.contains("resume") && decision["resume"] is NSNull, "\(decision)")
+        let candidates = decision["candidates"] as? [[String: Any]] ?? []
+        #expect(!candidates.isEmpty && candidates.allSatisfy { Set($0.keys).isSuperset(of: ["offer", "excluded", "missing_bytes", "price_source"]) }, "\(candidates)")
         #expect((try Self.json(try await TernBinary.run(["jobs", "--json", "--database-url", url]).stdout) as? [Any])?.isEmpty == true)
     }
 

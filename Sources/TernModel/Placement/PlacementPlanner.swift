@@ -70,6 +70,22 @@ public struct PlacementCandidate: Sendable, Hashable, Codable {
         case priceSource = "price_source"
     }
 
+    /// Absent values are written as `null`, not left out: every key is always there (docs/cli.md).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(target, forKey: .target)
+        try container.encode(offer, forKey: .offer)
+        try container.encode(spot, forKey: .spot)
+        try container.encode(hourlyPrice, forKey: .hourlyPrice)
+        try container.encode(computeCost, forKey: .computeCost)
+        try container.encode(missingBytes, forKey: .missingBytes)
+        try container.encode(egressCost, forKey: .egressCost)
+        try container.encode(restorePenalty, forKey: .restorePenalty)
+        try container.encode(score, forKey: .score)
+        try container.encode(excluded, forKey: .excluded)
+        try container.encode(priceSource, forKey: .priceSource)
+    }
+
     static func excluded(_ target: String, _ reason: String) -> PlacementCandidate {
         PlacementCandidate(target: target, offer: nil, spot: false, hourlyPrice: nil, computeCost: nil, missingBytes: nil, egressCost: nil,
                            restorePenalty: nil, score: nil, excluded: reason, priceSource: nil)
@@ -89,6 +105,16 @@ public struct PlacementDecision: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case chosen, candidates, why, resume
         case expectedHours = "expected_hours"
+    }
+
+    /// `chosen` and `resume` are written as `null` when absent, not left out.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(chosen, forKey: .chosen)
+        try container.encode(candidates, forKey: .candidates)
+        try container.encode(why, forKey: .why)
+        try container.encode(expectedHours, forKey: .expectedHours)
+        try container.encode(resume, forKey: .resume)
     }
 }
 

@@ -14,7 +14,7 @@ public enum ExecutorKind: String, Sendable, Hashable, Codable, CaseIterable {
     var settingKeys: [String] {
         switch self {
         case .local: ["root", "gpus", "slots"]
-        case .slurm: ["partition", "account", "qos", "sbatch_args", "slurmrestd_url", "root"]
+        case .slurm: ["partition", "account", "qos", "sbatch_args", "root"]
         case .kubernetes: ["api_server", "namespace", "queue", "service_account", "ca_file"]
         case .awsBatch: ["job_queue", "job_role_arn", "endpoint"]
         case .gcpBatch: ["project", "service_account", "endpoint"]

@@ -268,6 +268,21 @@ struct CancelJSON: Encodable {
     var to: String?
     var changed: Bool
     var message: String
+
+    // Written by hand so that absent values are `null` rather than left out: scripts can rely on
+    // every key being there (docs/cli.md).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(job, forKey: .job)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(changed, forKey: .changed)
+        try container.encode(message, forKey: .message)
+    }
+
+    enum CodingKeys: String, CodingKey { case job, id, name, from, to, changed, message }
 }
 
 /// The JOB argument of commands about one job, and the database to find it in.
