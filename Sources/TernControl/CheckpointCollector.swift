@@ -23,7 +23,26 @@ public struct CollectionReport: Sendable, Codable, Hashable {
 
     public var kept: [String] = []
     public var collected: [Collected] = []
+    /// Multipart uploads a crashed transfer left on S3 stores, aborted (or, dry, to abort).
+    public var abortedUploads: [AbortedUpload] = []
     public var dryRun: Bool
+
+    public struct AbortedUpload: Sendable, Codable, Hashable {
+        public var store: String
+        public var key: String
+        public var uploadID: String
+
+        enum CodingKeys: String, CodingKey {
+            case store, key
+            case uploadID = "upload_id"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kept, collected
+        case abortedUploads = "aborted_uploads"
+        case dryRun = "dry_run"
+    }
 }
 
 /// Removes a job's old checkpoints from the stores and the database (`tern gc JOB --keep N`).
@@ -47,6 +66,8 @@ public struct CheckpointCollector: Sendable {
     /// collects the rest.
     public func collect(job: UUID, keep: Int, minimumAge: Duration = .zero, dryRun: Bool) async throws -> CollectionReport {
         precondition(keep >= 0)
+        // The stores to sweep for leftover uploads, read before the collected copies' rows go.
+        let stores = try await storesHolding(job: job)
         let ageSeconds = Double(minimumAge.components.seconds)
         let rows = try await pool.query("""
             SELECT checkpoint_id, step, (created_at > now() - make_interval(secs => \(ageSeconds))) AS young
@@ -86,7 +107,54 @@ public struct CheckpointCollector: Sendable {
             }
             report.collected.append(collected)
         }
+        // An upload started less than an hour ago may belong to a transfer that has not journaled
+        // it yet: never touched.
+        report.abortedUploads = try await abortLeftoverUploads(
+            on: stores, olderThan: max(minimumAge, Self.leftoverUploadMinimumAge), dryRun: dryRun)
         return report
+    }
+
+    /// How old an unjournaled multipart upload must be before `tern gc` aborts it.
+    public static let leftoverUploadMinimumAge: Duration = .seconds(3600)
+
+    /// The stores (URL and target) holding a copy of any of the job's checkpoints.
+    func storesHolding(job: UUID) async throws -> [(url: StoreURL, target: String?)] {
+        let rows = try await pool.query("""
+            SELECT DISTINCT r.store_url, r.target_name FROM replicas r
+            JOIN job_checkpoints l ON l.checkpoint_id = r.checkpoint_id
+            WHERE l.job_id = \(job) ORDER BY r.store_url
+            """)
+        return try rows.map { row in
+            let (url, target) = try row.decode(String.self, String?.self)
+            return (try StoreURL(parsing: url), target)
+        }
+    }
+
+    /// Aborts the multipart uploads under `blobs/` of the S3 stores given that began more than
+    /// `age` ago (by the database's clock) and that no replication journal (`replica_objects`)
+    /// holds: what a transfer killed before it journaled its upload left behind, which S3 keeps,
+    /// and bills, until it is aborted. A journaled upload is the replicator's to resume. GCS
+    /// resumable sessions and Azure's uncommitted blocks expire by themselves after a week, and
+    /// file stores' partial files are replaced by the next transfer, so only S3 is swept.
+    public func abortLeftoverUploads(on stores: [(url: StoreURL, target: String?)], olderThan age: Duration,
+                                     dryRun: Bool) async throws -> [CollectionReport.AbortedUpload] {
+        var aborted: [CollectionReport.AbortedUpload] = []
+        for (url, target) in stores where url.scheme == .s3 {
+            guard let store = try await openStore(url, target) as? S3Store else { continue }
+            let cutoff = try await pool.query(
+                "SELECT now() - make_interval(secs => \(Double(age.components.seconds)))").scalar(Date.self)
+            let journaled = Set(try await pool.query("""
+                SELECT upload->>'uploadID' FROM replica_objects WHERE store_url = \(url.description) AND upload IS NOT NULL
+                """).map { try $0.decode(String?.self, at: 0) }.compactMap { $0 })
+            for upload in try await store.multipartUploads(prefix: "blobs/") {
+                guard let initiated = upload.initiated, initiated < cutoff, !journaled.contains(upload.uploadID) else { continue }
+                if !dryRun {
+                    try await store.abortLarge(LargeUpload(uploadID: upload.uploadID, key: upload.key, partSize: S3Store.minimumPartSize, totalSize: 0))
+                }
+                aborted.append(.init(store: url.description, key: upload.key, uploadID: upload.uploadID))
+            }
+        }
+        return aborted
     }
 
     private func collect(_ id: String, on url: StoreURL, target: String?, excluding doomed: [String], dryRun: Bool) async throws -> (Int, Int64) {

@@ -14,7 +14,10 @@ struct GCCommand: AsyncParsableCommand {
             ago (by the database's clock); removes the rest from every store holding a copy. On each \
             store the commit marker is deleted first (so nothing resumes from a checkpoint being \
             removed), then the objects no other checkpoint on that store still uses, then the manifest; \
-            then the database rows. Safe to run again after a crash. --dry-run only reports.
+            then the database rows. Safe to run again after a crash. On the job's S3 stores it also \
+            aborts multipart uploads under blobs/ that a killed transfer left (older than an hour, \
+            or --min-age if longer, and in no replication journal), which S3 would otherwise keep \
+            and bill. --dry-run only reports.
             """)
 
     @OptionGroup var reference: JobReferenceOptions
@@ -47,6 +50,10 @@ struct GCCommand: AsyncParsableCommand {
             if json {
                 try printJSON(report, convertKeys: false)
                 return
+            }
+            let uploadVerb = dryRun ? "would abort" : "aborted"
+            for upload in report.abortedUploads {
+                print("\(uploadVerb) a leftover multipart upload of \(upload.key) on \(upload.store)")
             }
             if report.collected.isEmpty {
                 print("nothing to collect: job \(shortID(job.id)) \(job.name) has \(report.kept.count) checkpoint\(report.kept.count == 1 ? "" : "s"), all kept")
