@@ -211,12 +211,18 @@ public final class ByteCollector: BlobSink, @unchecked Sendable {
 public final class TransferProgress: @unchecked Sendable {
     private let lock = NSLock()
     private var done: Int64 = 0
-    public let total: Int64
+    private var expected: Int64
+    /// The bytes the transfer will move; 0 while unknown. A restore sets it once it has read the
+    /// manifest.
+    public var total: Int64 {
+        get { lock.withLock { expected } }
+        set { lock.withLock { expected = newValue } }
+    }
     /// Also counts every byte counted here (one transfer's counter feeding a command's).
     public let parent: TransferProgress?
 
     public init(total: Int64, parent: TransferProgress? = nil) {
-        self.total = total
+        self.expected = total
         self.parent = parent
     }
 

@@ -49,8 +49,14 @@ struct ReplicationTests {
             #expect(deep.bytesRead == Int64(3 * mebibyte + mebibyte + 7 + 0))
 
             let restored = scratch.at("restored")
-            let back = try await replicator.restore(id: checkpoint.id, to: restored)
+            // The progress starts with no total (pull knows only the id) and learns it from the manifest.
+            let progress = TransferProgress(total: 0)
+            var restoring = replicator
+            restoring.progress = progress
+            let back = try await restoring.restore(id: checkpoint.id, to: restored)
             #expect(back.id == checkpoint.id)
+            #expect(progress.total == checkpoint.manifest.totalBytes)
+            #expect(progress.completed >= checkpoint.manifest.totalBytes)
             for file in checkpoint.manifest.files {
                 #expect(scratch.read("restored/\(file.path)") == scratch.read("step-100/\(file.path)"), "\(file.path)")
             }

@@ -394,6 +394,8 @@ public struct Replicator: Sendable {
         } catch {
             throw CheckpointError("\(store.url): \(error)", storeCopyIsBad: true)
         }
+        // Now the size is known, a progress bar can show the fraction and the time left.
+        if let progress, progress.total == 0 { progress.total = manifest.totalBytes }
 
         var info = stat()
         if lstat(directory, &info) == 0 { throw CheckpointError("\(directory) already exists; restore writes a new directory") }

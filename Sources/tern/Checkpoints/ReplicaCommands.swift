@@ -184,7 +184,7 @@ struct CheckpointPullCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let restored: RestoredCheckpoint
         do {
-            // The total is not known before the manifest is read: the bar shows bytes and rate.
+            // The total is not known before the manifest is read; the restore sets it then.
             restored = try await withTransferProgress(verb: "pulling", total: 0, forced: progress) { transfer in
                 try await Replicator(store: source.store, parallelism: parallel, progress: transfer).restore(id: id, to: directory)
             }

@@ -74,7 +74,7 @@ func withTransferProgress<T>(verb: String, total: Int64, forced: Bool, _ body: (
     let reporter = ProgressReporter(verb: verb, forced: forced)
     let ticker = Task {
         while !Task.isCancelled {
-            reporter.report(done: progress.completed, total: total)
+            reporter.report(done: progress.completed, total: progress.total)
             try? await Task.sleep(for: .milliseconds(100))
         }
     }
