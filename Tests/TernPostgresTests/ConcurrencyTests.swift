@@ -6,7 +6,8 @@ import Testing
 
 /// Blocking libpq calls must never occupy Swift's cooperative threads (two on this machine).
 @Suite struct ConcurrencyTests {
-    /// Four queries block inside the server (on an advisory lock held elsewhere) while this machine
+    /// Fifty queries over a pool of four: four block inside the server (on an advisory lock held
+    /// elsewhere) and 46 wait for a connection, while this machine
     /// has two cooperative threads. If a blocked libpq call occupied a cooperative thread, the
     /// unrelated work below could never run and the test would hit its time limit; nothing here
     /// depends on how fast the machine is.
@@ -18,37 +19,40 @@ import Testing
         defer { Task { await holder.close() } }
         try await holder.query("SELECT pg_advisory_lock(4242)")
         let backends = Tally()
+        // 50 queries over a pool of 4: four block inside the server, 46 wait for a connection.
         let blocked = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<4 {
+                for _ in 0..<50 {
                     group.addTask {
                         try await pool.withConnection { connection in
                             backends.add(Int(connection.backendPID))
                             try await connection.query("SELECT pg_advisory_lock_shared(4242)")
+                            try await connection.query("SELECT pg_advisory_unlock_shared(4242)")
                         }
                     }
                 }
                 try await group.waitForAll()
             }
         }
-        // Unrelated work on the cooperative pool completes while the four calls are blocked.
-        let sum = await withTaskGroup(of: Int.self) { group in
-            for value in 1...100 { group.addTask { await Task.yield(); return value } }
-            return await group.reduce(0, +)
-        }
-        #expect(sum == 5050)
-        // Wait (by polling the server, not a clock) until all four really are blocked on the lock.
+        // Wait (by polling the server, not a clock) until four really are blocked on the lock and
+        // the other 46 are queued for a connection.
         var waiting = 0
-        while waiting < 4 {
+        while waiting < 4 || pool.waitingBorrowers < 46 {
             waiting = try await holder.query("""
                 SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted
                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 """).scalar(Int.self)
             await Task.yield()
         }
+        // Unrelated work on the cooperative pool completes while all 50 are stuck.
+        let sum = await withTaskGroup(of: Int.self) { group in
+            for value in 1...100 { group.addTask { await Task.yield(); return value } }
+            return await group.reduce(0, +)
+        }
+        #expect(sum == 5050)
         try await holder.query("SELECT pg_advisory_unlock(4242)")
         try await blocked.value
-        #expect(backends.count == 4)
+        #expect(backends.count == 50)
         // The pool never opened more than its bound.
         #expect(backends.distinct <= 4)
     }
