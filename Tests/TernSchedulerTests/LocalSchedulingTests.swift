@@ -56,6 +56,32 @@ import Testing
         #expect(kinds.last == "attempt_succeeded")
     }
 
+    @Test("an idle scheduler is woken by the submission's NOTIFY: with hour-long polls, the job still launches; cancelling ends the wait",
+          .timeLimit(.minutes(2)))
+    func notifyWakesAnIdleScheduler() async throws {
+        let harness = try await SchedulerHarness.make(label: "notify")
+        defer { Task { await harness.close() } }
+        try await harness.registerLocalTargets(["local"])
+        let scheduler = harness.scheduler { configuration in
+            configuration.pollInterval = .seconds(3600)
+            configuration.orphanScanInterval = .seconds(3600)
+        }
+        let running = Task { await scheduler.run(listenOn: harness.connectionString) }
+        defer { running.cancel() }
+        // Parked between ticks with its LISTEN in place: from here only a wake can move it.
+        try await harness.wait("the scheduler to listen and park") {
+            let listening = try await harness.pool.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'").scalar(Int.self)
+            return listening > 0 && scheduler.isWaitingForWork
+        }
+        let job = try #require(try await harness.submit("name: woken\nrun: 'true'\n").first)
+        try await harness.wait("the job's first attempt") { !(try await harness.attempts(job.id)).isEmpty }
+        // Cancelled while parked for an hour, the loop ends now (SIGTERM to `tern scheduler`).
+        try await harness.wait("the scheduler to park again") { scheduler.isWaitingForWork }
+        running.cancel()
+        await running.value
+    }
+
     @Test("a 2-node local job sees distinct ranks 0 and 1, the same master address and port, and WORLD_SIZE 2")
     func twoNodeRanks() async throws {
         let harness = try await SchedulerHarness.make(label: "ranks")

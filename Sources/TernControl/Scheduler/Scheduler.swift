@@ -109,6 +109,10 @@ public actor Scheduler {
     /// Wakes the loop now (tests use it instead of waiting for a poll).
     public nonisolated func wake() { waker.wake() }
 
+    /// Whether the loop is parked between ticks, so that only a wake or its timer moves it (tests
+    /// use it to show what woke it).
+    nonisolated var isWaitingForWork: Bool { waker.isWaiting }
+
     /// The jobs this replica holds.
     public var ownedJobs: Int { owned.count }
 
@@ -658,6 +662,8 @@ final class Waker: Sendable {
 
     private let state = Mutex(State())
 
+    var isWaiting: Bool { state.withLock { $0.waiter != nil } }
+
     func wake() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
@@ -670,7 +676,8 @@ final class Waker: Sendable {
         waiter?.resume()
     }
 
-    /// Returns after `duration`, or sooner when woken (a wake that came while nobody waited counts).
+    /// Returns after `duration`, or sooner when woken (a wake that came while nobody waited counts)
+    /// or when the calling task is cancelled.
     func wait(for duration: Duration) async {
         let timer = Task { [weak self] in
             // Cancelled (a real wake came first): end without waking, or the next wait would
@@ -678,16 +685,22 @@ final class Waker: Sendable {
             do { try await Task.sleep(for: duration) } catch { return }
             self?.wake()
         }
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state -> Bool in
-                if state.pending {
-                    state.pending = false
-                    return true
+        // Cancelling the waiting task (SIGTERM to `tern scheduler`) ends the wait at once instead
+        // of after the timer: a wake that comes before the continuation is parked counts too.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
                 }
-                state.waiter = continuation
-                return false
+                if resumeNow { continuation.resume() }
             }
-            if resumeNow { continuation.resume() }
+        } onCancel: { [weak self] in
+            self?.wake()
         }
         // A real wake that came while the timer also fired leaves `pending` set: the next wait then
         // returns at once, one cheap tick, where clearing it could swallow a real wake.
