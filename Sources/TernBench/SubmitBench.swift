@@ -198,16 +198,8 @@ struct SubmitBench: AsyncParsableCommand {
         let start = clock.now
 
         // 1. Every file on its own: syntax, types, ranges, in parallel, as SubmitCommand.run parses.
-        var parsed: [(file: String, spec: ParsedJobSpec)] = []
-        parsed.reserveCapacity(corpus.texts.count)
-        var problems: [SpecDiagnostic] = []
         let sources = zip(corpus.texts, corpus.fileNames).map { JobSpecSource.text($0, file: $1) }
-        for (file, result) in zip(corpus.fileNames, await JobSpecParser.parse(sources)) {
-            switch result {
-            case .success(let spec): parsed.append((file, spec))
-            case .failure(let error): problems += error.diagnostics
-            }
-        }
+        let (parsed, problems) = await JobSpecParser.parseSplitting(sources)
         if !problems.isEmpty { throw BenchError("generated specs do not validate:\n" + problems.prefix(10).map(\.description).joined(separator: "\n")) }
         let parsedAt = clock.now
 

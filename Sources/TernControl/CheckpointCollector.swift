@@ -138,19 +138,19 @@ public struct CheckpointCollector: Sendable {
     /// file stores' partial files are replaced by the next transfer, so only S3 is swept.
     public func abortLeftoverUploads(on stores: [(url: StoreURL, target: String?)], olderThan age: Duration,
                                      dryRun: Bool) async throws -> [CollectionReport.AbortedUpload] {
+        let s3Stores = stores.filter { $0.url.scheme == .s3 }
+        if s3Stores.isEmpty { return [] }
+        let cutoff = try await pool.query(
+            "SELECT now() - make_interval(secs => \(Double(age.components.seconds)))").scalar(Date.self)
         var aborted: [CollectionReport.AbortedUpload] = []
-        for (url, target) in stores where url.scheme == .s3 {
+        for (url, target) in s3Stores {
             guard let store = try await openStore(url, target) as? S3Store else { continue }
-            let cutoff = try await pool.query(
-                "SELECT now() - make_interval(secs => \(Double(age.components.seconds)))").scalar(Date.self)
             let journaled = Set(try await pool.query("""
                 SELECT upload->>'uploadID' FROM replica_objects WHERE store_url = \(url.description) AND upload IS NOT NULL
                 """).map { try $0.decode(String?.self, at: 0) }.compactMap { $0 })
-            for upload in try await store.multipartUploads(prefix: "blobs/") {
-                guard let initiated = upload.initiated, initiated < cutoff, !journaled.contains(upload.uploadID) else { continue }
-                if !dryRun {
-                    try await store.abortLarge(LargeUpload(uploadID: upload.uploadID, key: upload.key, partSize: S3Store.minimumPartSize, totalSize: 0))
-                }
+            for upload in try await store.leftoverUploads(prefix: StoreLayout.blobPrefix, olderThan: cutoff)
+            where !journaled.contains(upload.uploadID) {
+                if !dryRun { try await store.abort(upload) }
                 aborted.append(.init(store: url.description, key: upload.key, uploadID: upload.uploadID))
             }
         }

@@ -65,15 +65,7 @@ public struct StreamedSubmission: Sendable {
     /// (in parallel too), as ``SubmissionPlan/make(for:registered:)`` does for a whole submission.
     private func prepare(_ batch: [JobSpecSource]) async
         -> (plans: [SubmissionPlan], fileProblems: [SpecDiagnostic], targetProblems: [SpecDiagnostic]) {
-        var parsed: [(file: String, spec: ParsedJobSpec)] = []
-        parsed.reserveCapacity(batch.count)
-        var fileProblems: [SpecDiagnostic] = []
-        for (source, result) in zip(batch, await JobSpecParser.parse(batch)) {
-            switch result {
-            case .success(let spec): parsed.append((source.file, spec))
-            case .failure(let error): fileProblems += error.diagnostics
-            }
-        }
+        let (parsed, fileProblems) = await JobSpecParser.parseSplitting(batch)
         var checked = await SubmissionPlan.make(for: parsed, registered: registered)
         if let workdirBase {
             for index in checked.plans.indices { checked.plans[index].job.workdirBase = workdirBase }

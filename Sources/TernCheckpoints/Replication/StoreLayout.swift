@@ -9,7 +9,9 @@
 ///   precondition after everything else is stored and verified. Its bytes are the id. Readers ignore
 ///   a checkpoint without it; garbage collection deletes it first.
 public enum StoreLayout {
-    public static func blob(root: String) -> String { "blobs/\(root)" }
+    /// Where the data objects live; every blob key starts with it.
+    public static let blobPrefix = "blobs/"
+    public static func blob(root: String) -> String { blobPrefix + root }
     public static func manifest(id: String) -> String { "manifests/\(id).json" }
     public static func sidecar(id: String) -> String { "manifests/\(id).chunks" }
     public static func commitMarker(id: String) -> String { "checkpoints/\(id)/_TERN_COMMITTED" }

@@ -11,6 +11,22 @@ extension JobSpecParser {
         await Parallel.map(sources, workers: workers) { parse(source: $0) }
     }
 
+    /// Parses `sources` in parallel, as ``parse(_:workers:)``, and splits the results: the specs
+    /// that parsed, with their file names, and every problem of the others, both in the order given.
+    public static func parseSplitting(_ sources: [JobSpecSource], workers: Int? = nil) async
+        -> (parsed: [(file: String, spec: ParsedJobSpec)], problems: [SpecDiagnostic]) {
+        var parsed: [(file: String, spec: ParsedJobSpec)] = []
+        parsed.reserveCapacity(sources.count)
+        var problems: [SpecDiagnostic] = []
+        for (source, result) in zip(sources, await parse(sources, workers: workers)) {
+            switch result {
+            case .success(let spec): parsed.append((source.file, spec))
+            case .failure(let error): problems += error.diagnostics
+            }
+        }
+        return (parsed, problems)
+    }
+
     /// One spec from its file or text.
     public static func parse(source: JobSpecSource) -> Result<ParsedJobSpec, SpecValidationError> {
         switch source {

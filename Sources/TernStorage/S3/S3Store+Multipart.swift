@@ -334,13 +334,19 @@ extension S3Store {
     /// no start time for are left alone.
     @discardableResult
     public func abortLeftoverUploads(prefix: String = "", olderThan cutoff: Date) async throws(StoreError) -> [S3MultipartUpload] {
-        var aborted: [S3MultipartUpload] = []
-        for upload in try await multipartUploads(prefix: prefix) {
-            guard let initiated = upload.initiated, initiated < cutoff else { continue }
-            try await abortLarge(LargeUpload(uploadID: upload.uploadID, key: upload.key, partSize: Self.minimumPartSize, totalSize: 0))
-            aborted.append(upload)
-        }
-        return aborted
+        let leftovers = try await leftoverUploads(prefix: prefix, olderThan: cutoff)
+        for upload in leftovers { try await abort(upload) }
+        return leftovers
+    }
+
+    /// The multipart uploads under `prefix` started before `cutoff`, oldest first.
+    public func leftoverUploads(prefix: String = "", olderThan cutoff: Date) async throws(StoreError) -> [S3MultipartUpload] {
+        try await multipartUploads(prefix: prefix).filter { $0.initiated.map { $0 < cutoff } ?? false }
+    }
+
+    /// Aborts one upload `multipartUploads` listed.
+    public func abort(_ upload: S3MultipartUpload) async throws(StoreError) {
+        try await abortLarge(LargeUpload(uploadID: upload.uploadID, key: upload.key, partSize: Self.minimumPartSize, totalSize: 0))
     }
 
     static func parseDate(_ text: String) -> Date? {

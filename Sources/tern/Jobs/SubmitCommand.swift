@@ -43,14 +43,7 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         // 1. Every file on its own: syntax, types, ranges. No database needed for this part; the
         // files are parsed in parallel, and their results and problems stay in argument order.
-        var parsed: [(file: String, spec: ParsedJobSpec)] = []
-        var diagnostics: [SpecDiagnostic] = []
-        for (file, result) in zip(files, await JobSpecParser.parse(files.map(JobSpecSource.file))) {
-            switch result {
-            case .success(let spec): parsed.append((file, spec))
-            case .failure(let error): diagnostics += error.diagnostics
-            }
-        }
+        let (parsed, diagnostics) = await JobSpecParser.parseSplitting(files.map(JobSpecSource.file))
         if !diagnostics.isEmpty { throw SpecProblems(diagnostics: diagnostics) }
 
         // 2. Against the registered targets.
